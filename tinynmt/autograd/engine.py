@@ -1,0 +1,63 @@
+"""Reverse-mode differentiation: walk the graph backwards from one output."""
+
+
+def topological_order(root):
+    """Graph nodes that need a gradient, each after all the nodes it was computed from.
+
+    Iterative depth-first search, so a 10,000-op chain needs no recursion.
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if node.grad_fn is not None:
+            stack.extend((t, False) for t in node.grad_fn.inputs
+                         if t.requires_grad and id(t) not in visited)
+    return order
+
+
+def check_grad(fn, tensor, grad):
+    """A gradient must have its tensor's shape; name the op that broke the rule."""
+    if grad.shape != tensor.shape:
+        raise RuntimeError(f"{fn.name}.backward returned a gradient of shape {grad.shape} "
+                           f"for an input of shape {tensor.shape}")
+
+
+def run_backward(root, grad):
+    """Send `grad` from `root` to every leaf that requires a gradient; free the graph."""
+    # keyed by id(): Tensor overloads == for elementwise comparison
+    grads = {id(root): grad}    # node -> gradient summed over the paths seen so far
+    owned = set()               # nodes whose gradient array is ours to add into in place
+    for node in reversed(topological_order(root)):
+        g = grads.pop(id(node), None)
+        fn = node.grad_fn
+        if fn is None:          # a leaf: accumulate into .grad
+            if g is not None and node.requires_grad:
+                if node.grad is None:
+                    node.grad = g if id(node) in owned else g.copy()
+                else:
+                    node.grad += g
+            continue
+        if g is not None:
+            input_grads = fn.backward(g)
+            for tensor, input_grad in zip(fn.inputs, input_grads):
+                if input_grad is None or not tensor.requires_grad:
+                    continue
+                check_grad(fn, tensor, input_grad)
+                key = id(tensor)
+                if key not in grads:
+                    grads[key] = input_grad
+                elif key in owned:
+                    grads[key] += input_grad
+                else:           # the first array may be shared with another node: add out of place
+                    grads[key] = grads[key] + input_grad
+                    owned.add(key)
+        fn.release()
+        node.grad_fn = None

@@ -1,0 +1,132 @@
+"""Fused neural-network primitives: softmax, log-softmax, dropout, embedding, layer norm,
+and softmax cross-entropy.
+
+Each is one Function because composing it from primitives is unstable (softmax, log of a
+softmax) or slow (many temporaries over large arrays). Shapes: N rows, V classes, D features.
+"""
+from ..backend import get_array_module, scatter_add_rows
+from .function import Function
+
+
+class Softmax(Function):
+    def forward(self, x, axis=-1):
+        xp = get_array_module(x)
+        y = x - x.max(axis=axis, keepdims=True)      # shift by the max: exp cannot overflow
+        xp.exp(y, out=y)
+        y /= y.sum(axis=axis, keepdims=True)
+        self.y, self.axis = y, axis
+        return y
+
+    def backward(self, grad):
+        # d/dx softmax: y * (g - sum(g * y))
+        gy = grad * self.y
+        gy -= self.y * gy.sum(axis=self.axis, keepdims=True)
+        return (gy,)
+
+
+class LogSoftmax(Function):
+    def forward(self, x, axis=-1):
+        xp = get_array_module(x)
+        y = x - x.max(axis=axis, keepdims=True)
+        y -= xp.log(xp.exp(y).sum(axis=axis, keepdims=True))
+        self.y, self.axis = y, axis
+        return y
+
+    def backward(self, grad):
+        # d/dx log_softmax: g - softmax(x) * sum(g)
+        xp = get_array_module(grad)
+        return (grad - xp.exp(self.y) * grad.sum(axis=self.axis, keepdims=True),)
+
+
+class Dropout(Function):
+    """Zero each element with probability p, scale the rest by 1 / (1 - p)."""
+
+    def forward(self, x, p, generator):
+        keep = generator.random(x.shape, dtype=x.dtype) >= x.dtype.type(p)
+        self.mask = keep.astype(x.dtype)
+        self.mask *= x.dtype.type(1.0 / (1.0 - p))
+        return x * self.mask
+
+    def backward(self, grad):
+        # d/dx (x * mask) = mask
+        return (grad * self.mask,)
+
+
+class Embedding(Function):
+    """Rows of `weight` (V, D) gathered at integer `ids` (...)."""
+
+    def forward(self, weight, ids):
+        self.ids, self.num_rows = ids, weight.shape[0]
+        return weight[ids]                                           # (..., D)
+
+    def backward(self, grad):
+        # each row gathered n times receives the sum of its n gradients
+        rows = grad.reshape(-1, grad.shape[-1])                      # (N, D)
+        return (scatter_add_rows(self.ids.ravel(), rows, self.num_rows),)
+
+
+class LayerNorm(Function):
+    """Normalize the last axis to zero mean and unit variance, then scale and shift."""
+
+    def forward(self, x, gamma, beta, eps=1e-5):
+        xp = get_array_module(x)
+        mean = x.mean(axis=-1, keepdims=True)                        # (..., 1)
+        xhat = x - mean
+        var = (xhat * xhat).mean(axis=-1, keepdims=True)             # (..., 1)
+        self.rstd = 1 / xp.sqrt(var + x.dtype.type(eps))
+        xhat *= self.rstd
+        self.xhat, self.gamma = xhat, gamma
+        return xhat * gamma + beta
+
+    def backward(self, grad):
+        # with xhat = (x - mean) * rstd and gx = g * gamma:
+        # dx = rstd * (gx - mean(gx) - xhat * mean(gx * xhat))
+        lead = tuple(range(grad.ndim - 1))
+        grad_gamma = (grad * self.xhat).sum(axis=lead) if self.needs_input_grad[1] else None
+        grad_beta = grad.sum(axis=lead) if self.needs_input_grad[2] else None
+        gx = grad * self.gamma
+        dx = gx - gx.mean(axis=-1, keepdims=True)
+        dx -= self.xhat * (gx * self.xhat).mean(axis=-1, keepdims=True)
+        dx *= self.rstd
+        return dx, grad_gamma, grad_beta
+
+
+class CrossEntropy(Function):
+    """Mean softmax cross-entropy of logits (N, V) against class ids (N,).
+
+    Targets equal to `ignore_index` count for nothing (an all-ignored batch gives 0).
+    With label smoothing e the target distribution is (1 - e) on the class plus e / V
+    everywhere, as in PyTorch.
+    """
+
+    def forward(self, logits, target, ignore_index=-100, label_smoothing=0.0):
+        xp = get_array_module(logits)
+        n_rows, n_classes = logits.shape
+        dtype = logits.dtype
+        shifted = logits - logits.max(axis=1, keepdims=True)        # (N, V)
+        probs = xp.exp(shifted)
+        total = probs.sum(axis=1)                                   # (N,)
+        log_total = xp.log(total)
+        valid = target != ignore_index                               # (N,)
+        safe_target = xp.where(valid, target, 0)
+        rows = xp.arange(n_rows)
+        nll = log_total - shifted[rows, safe_target]                 # -log p(target), (N,)
+        if label_smoothing:
+            uniform = log_total - shifted.mean(axis=1)               # -mean log p, (N,)
+            nll = (1 - label_smoothing) * nll + label_smoothing * uniform
+        count = xp.maximum(valid.sum(), 1).astype(dtype)
+        probs /= total[:, None]
+        self.probs, self.rows, self.target = probs, rows, safe_target
+        self.weight = valid.astype(dtype) / count                    # (N,)
+        self.label_smoothing = label_smoothing
+        return (nll * self.weight).sum()
+
+    def backward(self, grad):
+        # d/dlogits: softmax - target distribution, per row weighted by valid / count
+        e = self.label_smoothing
+        d = self.probs
+        d[self.rows, self.target] -= d.dtype.type(1 - e)
+        if e:
+            d -= d.dtype.type(e / d.shape[1])
+        d *= (self.weight * grad)[:, None]
+        return (d,)

@@ -1,0 +1,13 @@
+"""Layers, losses and the tutorial's Transformer, composed from autograd ops."""
+from . import init
+from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
+from .layers import Dropout, Embedding, LayerNorm, Linear, set_dropout_generator
+from .loss import CrossEntropyLoss
+from .module import Module, ModuleList, Parameter
+from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer, Seq2Seq,
+                          build_transformer)
+
+__all__ = ["CrossEntropyLoss", "Decoder", "DecoderLayer", "Dropout", "Embedding", "Encoder",
+           "EncoderLayer", "LayerNorm", "Linear", "Module", "ModuleList",
+           "MultiHeadAttentionLayer", "Parameter", "PositionwiseFeedforwardLayer", "Seq2Seq",
+           "build_transformer", "init", "set_dropout_generator"]

@@ -1,0 +1,98 @@
+"""The basic layers, with PyTorch's signatures and default initialisations."""
+import math
+
+import numpy as np
+
+from ..autograd import Tensor, dropout, embedding, layer_norm
+from ..backend import Generator, to_device
+from . import init
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias, weight (out_features, in_features)."""
+
+    def __init__(self, in_features, out_features, bias=True, generator=None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
+        self.bias = Parameter(np.empty(out_features, dtype=np.float32)) if bias else None
+        self.reset_parameters(generator or np.random.default_rng())
+
+    def reset_parameters(self, generator):
+        """PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias."""
+        bound = 1 / math.sqrt(self.in_features)
+        init.uniform_(self.weight, generator, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, generator, -bound, bound)
+
+    def forward(self, x):
+        y = x @ self.weight.T                      # (..., in) @ (in, out) -> (..., out)
+        return y + self.bias if self.bias is not None else y
+
+
+def check_ids(ids, limit, what):
+    """Token ids must lie in [0, limit): CuPy (and NumPy, for negatives) would wrap silently."""
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= limit):
+        raise IndexError(f"{what}: ids must lie in [0, {limit}), got min {int(ids.min())} "
+                         f"and max {int(ids.max())}")
+
+
+class Embedding(Module):
+    """A lookup table: ids (...) -> rows of weight (num_embeddings, embedding_dim)."""
+
+    def __init__(self, num_embeddings, embedding_dim, generator=None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=np.float32))
+        self.reset_parameters(generator or np.random.default_rng())
+
+    def reset_parameters(self, generator):
+        """PyTorch's default: N(0, 1)."""
+        init.normal_(self.weight, generator)
+
+    def forward(self, ids):
+        ids = ids.data if isinstance(ids, Tensor) else ids
+        if isinstance(ids, np.ndarray):            # validated on the host, before any GPU copy
+            check_ids(ids, self.num_embeddings, "Embedding")
+        return embedding(to_device(ids, self.weight.device), self.weight)  # (..., D)
+
+
+class LayerNorm(Module):
+    """Normalise the last axis, then scale by weight and shift by bias."""
+
+    def __init__(self, normalized_shape, eps=1e-5):
+        super().__init__()
+        self.normalized_shape, self.eps = normalized_shape, eps
+        self.weight = Parameter(np.ones(normalized_shape, dtype=np.float32))
+        self.bias = Parameter(np.zeros(normalized_shape, dtype=np.float32))
+
+    def reset_parameters(self, generator=None):
+        init.ones_(self.weight)
+        init.zeros_(self.bias)
+
+    def forward(self, x):
+        return layer_norm(x, self.weight, self.bias, eps=self.eps)
+
+
+class Dropout(Module):
+    """Zero elements with probability p while training; the identity in eval mode."""
+
+    def __init__(self, p=0.5, generator=None):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.generator = generator or Generator()
+
+    def forward(self, x):
+        return dropout(x, self.p, self.generator, training=self.training)
+
+
+def set_dropout_generator(model, generator):
+    """Make every Dropout in `model` draw its masks from one seeded generator."""
+    for module in model.modules():
+        if isinstance(module, Dropout):
+            module.generator = generator
+    return model
+

@@ -1,0 +1,159 @@
+"""The tutorial's Transformer: Encoder, Decoder and Seq2Seq, post-norm, learned positions.
+
+Legend: B batch, S source length, T target length, D hidden (hid_dim), H heads, V vocabulary.
+Token ids arrive as integer arrays (B, S) / (B, T), normally on the host, where they are
+checked against the vocabulary before moving to the model's device.
+"""
+import math
+
+import numpy as np
+
+from ..backend import get_array_module, to_device
+from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
+from .layers import Dropout, Embedding, LayerNorm, Linear, check_ids
+from .module import Module, ModuleList
+
+
+def embed(tokens, tok_embedding, pos_embedding, dropout, scale, max_length, what):
+    """dropout(tok_embedding(tokens) * sqrt(D) + pos_embedding(positions)): (B, L) -> (B, L, D)."""
+    length = tokens.shape[1]
+    if length > max_length:
+        raise ValueError(f"{what} of {length} tokens is longer than max_length={max_length}")
+    xp = get_array_module(tok_embedding.weight.data)
+    positions = xp.arange(length)                                   # (L,), broadcast over B
+    return dropout(tok_embedding(tokens) * scale + pos_embedding(positions))  # (B, L, D)
+
+
+class EncoderLayer(Module):
+    """Self-attention then feed-forward, each added to its input and normalised (post-norm)."""
+
+    def __init__(self, hid_dim, n_heads, pf_dim, dropout):
+        super().__init__()
+        self.layer_norm = LayerNorm(hid_dim)
+        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
+        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, src, src_mask):
+        """src (B, S, D), src_mask (B, 1, 1, S) -> (B, S, D)"""
+        _src, _ = self.self_attention(src, src, src, src_mask)
+        src = self.layer_norm(src + self.dropout(_src))
+        src = self.layer_norm(src + self.dropout(self.positionwise_feedforward(src)))
+        return src
+
+
+class Encoder(Module):
+    def __init__(self, input_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100):
+        super().__init__()
+        self.max_length = max_length
+        self.tok_embedding = Embedding(input_dim, hid_dim)
+        self.pos_embedding = Embedding(max_length, hid_dim)
+        self.layers = ModuleList(EncoderLayer(hid_dim, n_heads, pf_dim, dropout)
+                                 for _ in range(n_layers))
+        self.dropout = Dropout(dropout)
+        self.scale = math.sqrt(hid_dim)
+
+    def forward(self, src, src_mask):
+        """src (B, S) ids, src_mask (B, 1, 1, S) -> (B, S, D)"""
+        src = embed(src, self.tok_embedding, self.pos_embedding, self.dropout, self.scale,
+                    self.max_length, "source")
+        for layer in self.layers:
+            src = layer(src, src_mask)
+        return src
+
+
+class DecoderLayer(Module):
+    """Masked self-attention, attention over the encoder output, feed-forward (post-norm)."""
+
+    def __init__(self, hid_dim, n_heads, pf_dim, dropout):
+        super().__init__()
+        self.layer_norm = LayerNorm(hid_dim)
+        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
+        self.encoder_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
+        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, trg, enc_src, trg_mask, src_mask):
+        """trg (B, T, D), enc_src (B, S, D) -> (B, T, D), attention (B, H, T, S)"""
+        _trg, _ = self.self_attention(trg, trg, trg, trg_mask)
+        trg = self.layer_norm(trg + self.dropout(_trg))
+        _trg, attention = self.encoder_attention(trg, enc_src, enc_src, src_mask)
+        trg = self.layer_norm(trg + self.dropout(_trg))
+        trg = self.layer_norm(trg + self.dropout(self.positionwise_feedforward(trg)))
+        return trg, attention
+
+
+class Decoder(Module):
+    def __init__(self, output_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100):
+        super().__init__()
+        self.max_length = max_length
+        self.tok_embedding = Embedding(output_dim, hid_dim)
+        self.pos_embedding = Embedding(max_length, hid_dim)
+        self.layers = ModuleList(DecoderLayer(hid_dim, n_heads, pf_dim, dropout)
+                                 for _ in range(n_layers))
+        self.fc_out = Linear(hid_dim, output_dim)
+        self.dropout = Dropout(dropout)
+        self.scale = math.sqrt(hid_dim)
+
+    def forward(self, trg, enc_src, trg_mask, src_mask):
+        """trg (B, T) ids -> logits (B, T, V), last layer's attention (B, H, T, S)"""
+        trg = embed(trg, self.tok_embedding, self.pos_embedding, self.dropout, self.scale,
+                    self.max_length, "target")
+        attention = None
+        for layer in self.layers:
+            trg, attention = layer(trg, enc_src, trg_mask, src_mask)
+        return self.fc_out(trg), attention
+
+
+class Seq2Seq(Module):
+    """Encoder + decoder with the tutorial's padding and look-ahead masks."""
+
+    def __init__(self, encoder, decoder, src_pad_idx, trg_pad_idx):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.src_pad_idx, self.trg_pad_idx = src_pad_idx, trg_pad_idx
+
+    def make_src_mask(self, src):
+        """(B, S) ids -> (B, 1, 1, S): True where attention may look (not padding)."""
+        return (src != self.src_pad_idx)[:, None, None, :]
+
+    def make_trg_mask(self, trg):
+        """(B, T) ids -> (B, 1, T, T): not padding, and no position sees a later one."""
+        xp = get_array_module(trg)
+        trg_len = trg.shape[1]
+        trg_pad_mask = (trg != self.trg_pad_idx)[:, None, None, :]                # (B, 1, 1, T)
+        trg_sub_mask = xp.tril(xp.ones((trg_len, trg_len), dtype=bool))         # (T, T)
+        return trg_pad_mask & trg_sub_mask                                        # (B, 1, T, T)
+
+    def to_model_device(self, ids, embedding, what):
+        """Check ids on the host against the vocabulary, then move them to the model's device."""
+        ids = np.asarray(ids) if isinstance(ids, (list, tuple)) else ids
+        if ids.ndim != 2:
+            raise ValueError(f"{what} ids must be a (batch, length) array, got shape {ids.shape}")
+        if isinstance(ids, np.ndarray):
+            check_ids(ids, embedding.num_embeddings, f"{what} vocabulary")
+        return to_device(ids, self.device)
+
+    def encode(self, src):
+        """src (B, S) ids -> enc_src (B, S, D), src_mask (B, 1, 1, S)"""
+        src = self.to_model_device(src, self.encoder.tok_embedding, "source")
+        src_mask = self.make_src_mask(src)
+        return self.encoder(src, src_mask), src_mask
+
+    def forward(self, src, trg):
+        """src (B, S), trg (B, T) ids -> logits (B, T, V), attention (B, H, T, S)"""
+        enc_src, src_mask = self.encode(src)
+        trg = self.to_model_device(trg, self.decoder.tok_embedding, "target")
+        return self.decoder(trg, enc_src, self.make_trg_mask(trg), src_mask)
+
+
+def build_transformer(src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, hid_dim=256,
+                      enc_layers=3, dec_layers=3, enc_heads=8, dec_heads=8, enc_pf_dim=512,
+                      dec_pf_dim=512, enc_dropout=0.1, dec_dropout=0.1, max_length=100,
+                      seed=1234):
+    """The tutorial's model: build, then xavier_uniform_ every weight with more than one dim."""
+    from .init import initialize_weights
+    enc = Encoder(src_vocab_size, hid_dim, enc_layers, enc_heads, enc_pf_dim, enc_dropout, max_length)
+    dec = Decoder(trg_vocab_size, hid_dim, dec_layers, dec_heads, dec_pf_dim, dec_dropout, max_length)
+    model = Seq2Seq(enc, dec, src_pad_idx, trg_pad_idx)
+    return initialize_weights(model, np.random.default_rng(seed))

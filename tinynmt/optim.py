@@ -1,0 +1,139 @@
+"""Optimizers (Adam, AdamW), gradient clipping and learning-rate schedules.
+
+Adam keeps its moments in two flat buffers and makes every parameter's array a view into a
+third, so one step is a handful of large vectorised operations instead of a loop of small
+ones per parameter. Move the model to its device before building the optimizer.
+"""
+import math
+
+import numpy as np
+
+from .backend import get_array_module, to_device, to_numpy
+
+
+def clip_grad_norm_(parameters, max_norm):
+    """Scale all gradients together so their global L2 norm is at most max_norm; return the norm.
+
+    The norm stays an array (a 0-d one) so a GPU step needs no host sync.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    xp = get_array_module(grads[0])
+    total = xp.sqrt(sum(xp.vdot(g.ravel(), g.ravel()) for g in grads))
+    coef = xp.minimum(max_norm / (total + 1e-6), 1).astype(grads[0].dtype)
+    for g in grads:
+        g *= coef
+    return total
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2015) with optional L2 weight decay.
+
+    for each step t = 1, 2, ...:
+        g = grad + weight_decay * param            (L2; AdamW decays the param instead)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        m_hat = m / (1 - beta1 ** t)
+        v_hat = v / (1 - beta2 ** t)
+        param = param - lr * m_hat / (sqrt(v_hat) + eps)
+    """
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        self.params = list(params)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.t = 0
+        xp = get_array_module(self.params[0].data)
+        dtype = self.params[0].dtype
+        sizes = [p.size for p in self.params]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        self.flat_param = xp.empty(self.offsets[-1], dtype=dtype)
+        for p, start, stop in zip(self.params, self.offsets, self.offsets[1:]):
+            self.flat_param[start:stop] = p.data.ravel()
+            p.data = self.flat_param[start:stop].reshape(p.shape)  # the parameter is now a view
+        self.flat_grad = xp.zeros_like(self.flat_param)
+        self.m = xp.zeros_like(self.flat_param)
+        self.v = xp.zeros_like(self.flat_param)
+        self.scratch = xp.empty_like(self.flat_param)
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def gather_grads(self):
+        """Copy every gradient into the flat buffer (zeros for parameters without one)."""
+        for p, start, stop in zip(self.params, self.offsets, self.offsets[1:]):
+            if p.grad is None:
+                self.flat_grad[start:stop] = 0
+            else:
+                self.flat_grad[start:stop] = p.grad.ravel()
+        return self.flat_grad
+
+    def step(self):
+        """One update of every parameter from its .grad."""
+        xp = get_array_module(self.flat_param)
+        beta1, beta2 = self.betas
+        self.t += 1
+        g, m, v, tmp, param = self.gather_grads(), self.m, self.v, self.scratch, self.flat_param
+        dt = param.dtype.type
+        if self.weight_decay and not self.decoupled:
+            g += dt(self.weight_decay) * param
+        m *= dt(beta1)
+        m += dt(1 - beta1) * g
+        v *= dt(beta2)
+        xp.multiply(g, g, out=tmp)
+        tmp *= dt(1 - beta2)
+        v += tmp
+        # m_hat / (sqrt(v_hat) + eps) with the bias corrections folded into two scalars
+        step_size = self.lr / (1 - beta1 ** self.t)
+        xp.sqrt(v, out=tmp)
+        tmp *= dt(1 / math.sqrt(1 - beta2 ** self.t))
+        tmp += dt(self.eps)
+        xp.divide(m, tmp, out=tmp)
+        tmp *= dt(step_size)
+        if self.weight_decay and self.decoupled:
+            param *= dt(1 - self.lr * self.weight_decay)
+        param -= tmp
+
+    def state_dict(self):
+        """Hyper-parameters, step count and moments as NumPy arrays (for checkpoints)."""
+        return {"t": self.t, "lr": self.lr, "betas": list(self.betas), "eps": self.eps,
+                "weight_decay": self.weight_decay, "m": to_numpy(self.m).copy(),
+                "v": to_numpy(self.v).copy()}
+
+    def load_state_dict(self, state):
+        """Restore what `state_dict` returned."""
+        if state["m"].shape != self.m.shape:
+            raise ValueError(f"optimizer state holds {state['m'].shape[0]} numbers, "
+                             f"the model has {self.m.shape[0]}")
+        self.t, self.lr = int(state["t"]), float(state["lr"])
+        self.betas, self.eps = tuple(state["betas"]), float(state["eps"])
+        self.weight_decay = float(state["weight_decay"])
+        device = "cpu" if get_array_module(self.m) is np else "cuda"
+        self.m[...] = to_device(np.asarray(state["m"], dtype=self.m.dtype), device)
+        self.v[...] = to_device(np.asarray(state["v"], dtype=self.v.dtype), device)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): param *= 1 - lr * wd."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+def constant_lr(step, base_lr, warmup=0):
+    """The tutorial's schedule: base_lr at every step."""
+    return base_lr
+
+
+def inverse_sqrt_lr(step, base_lr, warmup=4000):
+    """Linear warmup to base_lr over `warmup` steps, then decay as 1/sqrt(step) (the paper's shape)."""
+    step = max(step, 1)
+    return base_lr * min(step / warmup, math.sqrt(warmup / step))
+
+
+SCHEDULES = {"constant": constant_lr, "inverse_sqrt": inverse_sqrt_lr}
