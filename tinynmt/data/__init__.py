@@ -1,8 +1,30 @@
 """tinynmt.data: Multi30k (or any parallel corpus), tokenizers, vocabularies, batches.
 
-Text files, Multi30k files (found, downloaded, verified), tokenizers, vocabularies. Every bad input
-raises DataError with a one-line message.
+Pure Python/NumPy; knows nothing of autograd. What a trainer calls:
+
+    from tinynmt.data import load_dataset, PAD_IDX, SOS_IDX, EOS_IDX
+    data = load_dataset(src="de", trg="en", tokenizer="whitespace", lower=True,
+                        min_freq=2, max_len=100, data_dir=None)
+    len(data.src_vocab), len(data.trg_vocab)          # 9,597 and 7,704 (tutorial setup)
+    train = data.train.batches(batch_size=64, shuffle=True, seed=1234)
+    for epoch in range(10):
+        for batch in train.epoch(epoch):              # reproducible, resumable by epoch
+            batch.src, batch.trg                      # (B, S), (B, T) np.int64, PAD_IDX-padded
+            batch.n_trg_tokens, batch.n_pred_tokens   # non-pad trg ids; those trg[:, 1:]
+    for batch in data.val.batches(): ...              # evaluation: sorted, never shuffled
+    checkpoint_meta = {"tokenizer": data.tokenizer.to_dict(),
+                       "src_vocab": data.src_vocab.to_dict(), "trg_vocab": data.trg_vocab.to_dict()}
+    tokenizer = tokenizer_from_dict(meta["tokenizer"]); vocab = Vocab.from_dict(meta["src_vocab"])
+    ids = encode_sentences([tokenizer.tokenize(line)], vocab)   # [[SOS_IDX, ..., EOS_IDX]]
+
+Modules: multi30k (files: where and how they are found, downloaded, verified),
+textfile (read_lines, read_parallel), tokenize, vocab, batching, dataset (load_dataset,
+load_parallel, build_dataset and the empty/long pair policy), download (fetch).
+Every bad input raises DataError with a one-line message; `python -m tinynmt.data`
+prints it as `error: ...` and exits 2.
 """
+from .batching import Batch, Batches, encode_sentences, pad_sequences
+from .dataset import DataConfig, Split, TranslationData, build_dataset, load_dataset, load_parallel
 from .errors import DataError
 from .multi30k import LANGS, SPLITS, read_multi30k
 from .textfile import read_lines, read_parallel
@@ -10,6 +32,8 @@ from .tokenize import Tokenizer, get_tokenizer, tokenizer_from_dict
 from .vocab import EOS_IDX, PAD_IDX, SOS_IDX, SPECIALS, UNK_IDX, Vocab
 
 __all__ = [
-    "DataError", "EOS_IDX", "LANGS", "PAD_IDX", "SOS_IDX", "SPECIALS", "SPLITS", "Tokenizer", "UNK_IDX", "Vocab",
-    "get_tokenizer", "read_lines", "read_multi30k", "read_parallel", "tokenizer_from_dict",
+    "Batch", "Batches", "DataConfig", "DataError", "EOS_IDX", "LANGS", "PAD_IDX", "SOS_IDX", "SPECIALS",
+    "SPLITS", "Split", "Tokenizer", "TranslationData", "UNK_IDX", "Vocab", "build_dataset",
+    "encode_sentences", "get_tokenizer", "load_dataset", "load_parallel", "pad_sequences",
+    "read_lines", "read_multi30k", "read_parallel", "tokenizer_from_dict",
 ]
