@@ -2,12 +2,18 @@
 import numpy as np
 import pytest
 
-from tinynmt.data import EOS_IDX, PAD_IDX, SOS_IDX, Batches, DataError, load_dataset, pad_sequences
+from tinynmt.data import (EOS_IDX, PAD_IDX, SOS_IDX, UNK_IDX, Batches, DataError, encode_sentences,
+                          get_tokenizer, load_dataset, pad_sequences)
 
 
 @pytest.fixture(scope="module")
-def train():
-    return load_dataset(src="de", trg="en").train
+def data():
+    return load_dataset(src="de", trg="en")
+
+
+@pytest.fixture(scope="module")
+def train(data):
+    return data.train
 
 
 def all_batches(batches, epoch=0):
@@ -91,6 +97,16 @@ def test_token_budget_is_respected(train, shuffle):
 def test_token_budget_with_sentence_cap(train):
     for batch in train.batches(batch_size=16, max_tokens=4000).epoch(0):
         assert len(batch) <= 16
+
+
+def test_encode_sentences_frames_with_sos_eos(data):
+    data_vocab = data.src_vocab
+    tok_ids = encode_sentences([["zwei", "männer", "qqq"]], data_vocab)
+    text_ids = encode_sentences(["Zwei Männer qqq"], data_vocab, tokenizer=get_tokenizer("whitespace"))
+    assert tok_ids == text_ids and tok_ids[0][0] == SOS_IDX and tok_ids[0][-1] == EOS_IDX
+    assert tok_ids[0][3] == UNK_IDX and len(tok_ids[0]) == 5
+    with pytest.raises(DataError, match="pass tokenizer="):
+        encode_sentences(["Zwei Männer"], data_vocab)
 
 
 def test_source_only_batches_and_pad_sequences():

@@ -1,6 +1,6 @@
 """tinynmt.data: Multi30k (or any parallel corpus), tokenizers, vocabularies, batches.
 
-Pure Python/NumPy; knows nothing of autograd. What a trainer calls:
+Pure Python/NumPy: no module here imports autograd. What a trainer calls:
 
     from tinynmt.data import load_dataset, PAD_IDX, SOS_IDX, EOS_IDX
     data = load_dataset(src="de", trg="en", tokenizer="whitespace", lower=True,
@@ -12,10 +12,12 @@ Pure Python/NumPy; knows nothing of autograd. What a trainer calls:
             batch.src, batch.trg                      # (B, S), (B, T) np.int64, PAD_IDX-padded
             batch.n_trg_tokens, batch.n_pred_tokens   # non-pad trg ids; those trg[:, 1:]
     for batch in data.val.batches(): ...              # evaluation: sorted, never shuffled
-    checkpoint_meta = {"tokenizer": data.tokenizer.to_dict(),
-                       "src_vocab": data.src_vocab.to_dict(), "trg_vocab": data.trg_vocab.to_dict()}
+    meta = {"tokenizer": data.tokenizer.to_dict(),
+            "src_vocab": data.src_vocab.to_dict(), "trg_vocab": data.trg_vocab.to_dict()}  # JSON
     tokenizer = tokenizer_from_dict(meta["tokenizer"]); vocab = Vocab.from_dict(meta["src_vocab"])
-    ids = encode_sentences([tokenizer.tokenize(line)], vocab)   # [[SOS_IDX, ..., EOS_IDX]]
+    ids = encode_sentences([line], vocab, tokenizer=tokenizer)  # [[SOS_IDX, ..., EOS_IDX]]
+    for batch in Batches(ids, batch_size=64): ...     # source only: batch.trg is None;
+                                                      # batch.index maps rows back to lines
 
 Modules: multi30k (files: where and how they are found, downloaded, verified),
 textfile (read_lines, read_parallel), tokenize, vocab, batching, dataset (load_dataset,

@@ -1,6 +1,7 @@
 """Batches of padded id arrays, bucketed by length like torchtext's BucketIterator.
 
     src_ids = encode_sentences(src_tokens, src_vocab)      # [[SOS, ..., EOS], ...]
+    ids = encode_sentences(["Ein Mann."], vocab, tokenizer=tok)   # raw text, tokenized first
     batches = Batches(src_ids, trg_ids, batch_size=64, shuffle=True, seed=1234)
     for batch in batches.epoch(k):                         # k = 0, 1, 2, ...
         batch.src, batch.trg                               # (B, S), (B, T) int64, batch-first
@@ -31,15 +32,20 @@ from typing import Iterator, List, Optional, Sequence
 import numpy as np
 
 from .errors import DataError
+from .tokenize import Tokenizer
 from .vocab import EOS_IDX, PAD_IDX, SOS_IDX, Vocab
 
 # Legend: B batch, S source length, T target length, N sentences in the split.
 
 
-def encode_sentences(token_lists: Sequence[Sequence[str]], vocab: Vocab) -> List[List[int]]:
-    """Map each token list to ids framed by <sos> ... <eos>."""
+def encode_sentences(sentences: Sequence, vocab: Vocab, tokenizer: Optional[Tokenizer] = None) -> List[List[int]]:
+    """Map token lists (or strings, with `tokenizer`) to ids framed by <sos> ... <eos>."""
     encode = vocab.encode
-    return [[SOS_IDX, *encode(tokens), EOS_IDX] for tokens in token_lists]
+    if tokenizer is not None:
+        return [[SOS_IDX, *encode(tokenizer.tokenize(text)), EOS_IDX] for text in sentences]
+    if sentences and isinstance(sentences[0], str):
+        raise DataError("encode_sentences got strings: pass tokenizer=... or lists of tokens")
+    return [[SOS_IDX, *encode(tokens), EOS_IDX] for tokens in sentences]
 
 
 def pad_sequences(id_lists: Sequence[Sequence[int]], pad_idx: int = PAD_IDX) -> np.ndarray:
