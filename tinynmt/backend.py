@@ -143,6 +143,18 @@ class Generator:
             return self.host.random(shape, dtype=dtype)
         return self._gpu_rng().random_sample(shape, dtype=dtype)
 
+    def keep_mask(self, shape, p):
+        """A boolean mask, True with probability 1 - p (dropout keeps those elements).
+
+        On the CPU it compares 16 random bits per element with round(p * 2^16): raw bits
+        are ~3x cheaper to draw than float uniforms, and p is exact to 1/65536.
+        """
+        if self.device == "cpu":
+            n = int(np.prod(shape))
+            bits = self.host.bit_generator.random_raw((n + 3) // 4).view(np.uint16)[:n]
+            return (bits >= np.uint16(round(p * 65536))).reshape(shape)
+        return self._gpu_rng().random_sample(shape, dtype=np.float32) >= p
+
     def get_state(self):
         """A JSON-able snapshot of the host generator."""
         return self.host.bit_generator.state

@@ -54,21 +54,26 @@ class Adam:
             self.flat_param[start:stop] = p.data.ravel()
             p.data = self.flat_param[start:stop].reshape(p.shape)  # the parameter is now a view
         self.flat_grad = xp.zeros_like(self.flat_param)
+        self.grad_views = [self.flat_grad[start:stop].reshape(p.shape)
+                           for p, start, stop in zip(self.params, self.offsets, self.offsets[1:])]
         self.m = xp.zeros_like(self.flat_param)
         self.v = xp.zeros_like(self.flat_param)
         self.scratch = xp.empty_like(self.flat_param)
 
     def zero_grad(self):
-        for p in self.params:
-            p.grad = None
+        """Zero the flat gradient buffer and let each .grad be a view of it, so that backward
+        accumulates straight into the buffer that `step` reads."""
+        self.flat_grad.fill(0)
+        for p, view in zip(self.params, self.grad_views):
+            p.grad = view
 
     def gather_grads(self):
-        """Copy every gradient into the flat buffer (zeros for parameters without one)."""
-        for p, start, stop in zip(self.params, self.offsets, self.offsets[1:]):
+        """The flat gradient buffer, with any .grad that is not already a view of it copied in."""
+        for p, view in zip(self.params, self.grad_views):
             if p.grad is None:
-                self.flat_grad[start:stop] = 0
-            else:
-                self.flat_grad[start:stop] = p.grad.ravel()
+                view.fill(0)
+            elif p.grad is not view:
+                view[...] = p.grad
         return self.flat_grad
 
     def step(self):

@@ -1,8 +1,17 @@
 """Functions on tensors that are not methods: joining, choosing, and the fused nn primitives."""
+from ..backend import get_array_module
 from . import ops_elementwise as E
 from . import ops_nn as N
 from . import ops_shape as S
 from .tensor import Tensor, as_array
+
+
+def index_array(ids, like):
+    """Integer ids as an array on `like`'s device: lists stay integers (as_array would make
+    them float32, which cannot index)."""
+    if isinstance(ids, Tensor):
+        return ids.data
+    return ids if hasattr(ids, "dtype") else get_array_module(like).asarray(ids)
 
 
 def concatenate(tensors, axis=0):
@@ -43,9 +52,16 @@ def dropout(x, p, generator, training=True):
     return N.Dropout.apply(x, p=p, generator=generator)
 
 
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias: (..., in) -> (..., out)."""
+    if bias is None:
+        return N.Linear.apply(x, weight)
+    return N.Linear.apply(x, weight, bias)
+
+
 def embedding(ids, weight):
     """Rows of weight (V, D) at integer ids (...) -> (..., D)."""
-    return N.Embedding.apply(weight, ids=as_array(ids))
+    return N.Embedding.apply(weight, ids=index_array(ids, weight.data))
 
 
 def layer_norm(x, weight, bias, eps=1e-5):
@@ -55,5 +71,6 @@ def layer_norm(x, weight, bias, eps=1e-5):
 
 def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0):
     """Mean cross-entropy of logits (N, V) against class ids (N,), skipping ignore_index."""
-    return N.CrossEntropy.apply(logits, target=as_array(target), ignore_index=ignore_index,
+    return N.CrossEntropy.apply(logits, target=index_array(target, logits.data),
+                                ignore_index=ignore_index,
                                 label_smoothing=label_smoothing)

@@ -42,14 +42,47 @@ class Dropout(Function):
     """Zero each element with probability p, scale the rest by 1 / (1 - p)."""
 
     def forward(self, x, p, generator):
-        keep = generator.random(x.shape, dtype=x.dtype) >= x.dtype.type(p)
-        self.mask = keep.astype(x.dtype)
-        self.mask *= x.dtype.type(1.0 / (1.0 - p))
+        xp = get_array_module(x)
+        keep = generator.keep_mask(x.shape, p)
+        self.mask = xp.multiply(keep, x.dtype.type(1.0 / (1.0 - p)), dtype=x.dtype)
         return x * self.mask
 
     def backward(self, grad):
         # d/dx (x * mask) = mask
         return (grad * self.mask,)
+
+
+class Linear(Function):
+    """x @ weight.T + bias for x (..., in), weight (out, in), bias (out,) or None.
+
+    One Function rather than matmul + transpose + add: the rows of x are folded into one 2-D
+    GEMM, the bias is added in place, and weight's gradient comes out in weight's layout.
+    """
+
+    def forward(self, x, weight, bias=None):
+        if x.shape[-1] != weight.shape[1]:
+            raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape "
+                             f"{weight.shape} (need (..., {weight.shape[1]}))")
+        xp = get_array_module(x)
+        self.x, self.weight = x, weight
+        x2 = x.reshape(-1, x.shape[-1])                              # (N, in)
+        y = xp.dot(x2, weight.T)                                     # (N, in) @ (in, out) -> (N, out)
+        if bias is not None:
+            y += bias
+        return y.reshape(*x.shape[:-1], weight.shape[0])             # (..., out)
+
+    def backward(self, grad):
+        # dx = grad @ W, dW = grad^T @ x, db = sum of grad over rows
+        xp = get_array_module(grad)
+        g2 = grad.reshape(-1, grad.shape[-1])                        # (N, out)
+        grad_x = grad_w = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_x = xp.dot(g2, self.weight).reshape(self.x.shape)   # (N, out) @ (out, in)
+        if self.needs_input_grad[1]:
+            grad_w = xp.dot(g2.T, self.x.reshape(-1, self.x.shape[-1]))  # (out, N) @ (N, in)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            grad_b = g2.sum(axis=0)                                  # (out,)
+        return grad_x, grad_w, grad_b
 
 
 class Embedding(Function):
@@ -101,23 +134,24 @@ class CrossEntropy(Function):
 
     def forward(self, logits, target, ignore_index=-100, label_smoothing=0.0):
         xp = get_array_module(logits)
-        n_rows, n_classes = logits.shape
-        dtype = logits.dtype
+        n_rows = logits.shape[0]
         shifted = logits - logits.max(axis=1, keepdims=True)        # (N, V)
-        probs = xp.exp(shifted)
-        total = probs.sum(axis=1)                                   # (N,)
-        log_total = xp.log(total)
         valid = target != ignore_index                               # (N,)
         safe_target = xp.where(valid, target, 0)
         rows = xp.arange(n_rows)
-        nll = log_total - shifted[rows, safe_target]                 # -log p(target), (N,)
+        target_logit = shifted[rows, safe_target]                    # (N,)
+        mean_logit = shifted.mean(axis=1) if label_smoothing else None
+        probs = xp.exp(shifted, out=shifted)                         # reuse the buffer
+        total = probs.sum(axis=1)                                    # (N,)
+        log_total = xp.log(total)
+        nll = log_total - target_logit                               # -log p(target), (N,)
         if label_smoothing:
-            uniform = log_total - shifted.mean(axis=1)               # -mean log p, (N,)
+            uniform = log_total - mean_logit                         # -mean log p, (N,)
             nll = (1 - label_smoothing) * nll + label_smoothing * uniform
-        count = xp.maximum(valid.sum(), 1).astype(dtype)
+        count = xp.maximum(valid.sum(), 1).astype(logits.dtype)
         probs /= total[:, None]
         self.probs, self.rows, self.target = probs, rows, safe_target
-        self.weight = valid.astype(dtype) / count                    # (N,)
+        self.weight = valid.astype(logits.dtype) / count             # (N,)
         self.label_smoothing = label_smoothing
         return (nll * self.weight).sum()
 

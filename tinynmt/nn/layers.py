@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from ..autograd import Tensor, dropout, embedding, layer_norm
+from ..autograd import Tensor, dropout, embedding, layer_norm, linear
 from ..backend import Generator, to_device
 from . import init
 from .module import Module, Parameter
@@ -27,8 +27,7 @@ class Linear(Module):
             init.uniform_(self.bias, generator, -bound, bound)
 
     def forward(self, x):
-        y = x @ self.weight.T                      # (..., in) @ (in, out) -> (..., out)
-        return y + self.bias if self.bias is not None else y
+        return linear(x, self.weight, self.bias)   # (..., in) -> (..., out)
 
 
 def check_ids(ids, limit, what):
