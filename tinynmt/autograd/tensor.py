@@ -17,6 +17,8 @@ def as_array(value, like=None):
         return value
     if like is not None:
         return get_array_module(like).asarray(value, dtype=like.dtype)
+    if isinstance(value, np.generic):   # a NumPy scalar, e.g. a full reduction: keep its dtype
+        return np.asarray(value)
     return np.asarray(value, dtype=np.float32)
 
 
