@@ -43,6 +43,8 @@ class Adam:
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         self.params = list(params)
+        if not self.params:
+            raise ValueError("the optimizer was given no parameters")
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.t = 0
         xp = get_array_module(self.params[0].data)
@@ -84,7 +86,10 @@ class Adam:
         g, m, v, tmp, param = self.gather_grads(), self.m, self.v, self.scratch, self.flat_param
         dt = param.dtype.type
         if self.weight_decay and not self.decoupled:
-            g += dt(self.weight_decay) * param
+            # g + weight_decay * param in the scratch buffer: g is the parameters' .grad views
+            xp.multiply(param, dt(self.weight_decay), out=tmp)
+            tmp += g
+            g = tmp
         m *= dt(beta1)
         m += dt(1 - beta1) * g
         v *= dt(beta2)
@@ -137,6 +142,8 @@ def constant_lr(step, base_lr, warmup=0):
 
 def inverse_sqrt_lr(step, base_lr, warmup=4000):
     """Linear warmup to base_lr over `warmup` steps, then decay as 1/sqrt(step) (the paper's shape)."""
+    if warmup < 1:
+        raise ValueError(f"inverse_sqrt_lr needs warmup >= 1 step, got {warmup}")
     step = max(step, 1)
     return base_lr * min(step / warmup, math.sqrt(warmup / step))
 
