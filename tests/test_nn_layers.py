@@ -8,9 +8,9 @@ import pytest
 
 from tinynmt.autograd import GradcheckError, Tensor, gradcheck
 from tinynmt.backend import to_numpy
-from tinynmt.nn import (Decoder, DecoderLayer, Dropout, Embedding, Encoder, EncoderLayer,
-                        LayerNorm, Linear, MultiHeadAttentionLayer, PositionwiseFeedforwardLayer,
-                        set_dropout_generator)
+from tinynmt.nn import (CrossEntropyLoss, Decoder, DecoderLayer, Dropout, Embedding, Encoder,
+                        EncoderLayer, LayerNorm, Linear, MultiHeadAttentionLayer,
+                        PositionwiseFeedforwardLayer, set_dropout_generator)
 
 D, H, P, V = 16, 2, 32, 12   # hidden, heads, feed-forward width, vocabulary: tiny on purpose
 
@@ -202,6 +202,49 @@ def test_dropout_train_drops_about_p_and_eval_is_the_identity(rng):
 def test_dropout_rejects_bad_probability(p):
     with pytest.raises(ValueError, match="dropout probability"):
         Dropout(p)
+
+
+# ----- the loss
+
+def cross_entropy_reference(logits, target, ignore_index, label_smoothing):
+    """PyTorch's definition in NumPy: mean over non-ignored rows of -sum(q * log_softmax)."""
+    log_p = logits - logits.max(-1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(-1, keepdims=True))
+    q = np.full(logits.shape, label_smoothing / logits.shape[1])
+    q[np.arange(len(target)), np.where(target == ignore_index, 0, target)] += 1 - label_smoothing
+    per_row = -(q * log_p).sum(-1)
+    valid = target != ignore_index
+    return per_row[valid].sum() / max(valid.sum(), 1)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_cross_entropy_loss_matches_numpy_and_gradchecks(xp, rng, label_smoothing):
+    criterion = CrossEntropyLoss(ignore_index=1, label_smoothing=label_smoothing)
+    logits = random_input(xp, rng, 6, V)
+    target = np.array([3, 1, 0, 11, 1, 5])                 # two rows ignored
+    loss = criterion(logits, xp.asarray(target))
+    assert loss.shape == () and loss.dtype == np.float64
+    expected = cross_entropy_reference(to_numpy(logits.data), target, 1, label_smoothing)
+    assert float(loss.item()) == pytest.approx(expected, rel=1e-12)
+    loss.backward()
+    np.testing.assert_array_equal(to_numpy(logits.grad)[[1, 4]], 0)   # ignored rows
+    gradcheck_each(lambda: criterion(logits, xp.asarray(target)), [("logits", logits)])
+
+
+def test_cross_entropy_loss_of_an_all_ignored_batch_is_zero(rng):
+    logits = Tensor(rng.standard_normal((3, V)).astype(np.float32), requires_grad=True)
+    loss = CrossEntropyLoss(ignore_index=1)(logits, np.ones(3, dtype=np.int64))
+    assert loss.item() == 0.0 and loss.dtype == np.float32
+    loss.backward()
+    np.testing.assert_array_equal(logits.grad, 0)
+
+
+def test_cross_entropy_loss_rejects_bad_shapes_and_smoothing(rng):
+    logits = Tensor(rng.standard_normal((2, 3, V)).astype(np.float32))
+    with pytest.raises(ValueError, match=r"expected logits \(N, V\) and target \(N,\)"):
+        CrossEntropyLoss()(logits, np.zeros((2, 3), dtype=np.int64))
+    with pytest.raises(ValueError, match="label_smoothing"):
+        CrossEntropyLoss(label_smoothing=1.0)
 
 
 # ----- attention and feed-forward

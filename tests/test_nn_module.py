@@ -48,6 +48,21 @@ def test_a_shared_parameter_is_trained_once_but_saved_under_each_name(rng):
     assert {"norms.0.weight", "norms.1.weight"} <= set(block.state_dict())
 
 
+def test_reassigning_a_name_replaces_or_forgets_what_it_registered(rng):
+    block = Block(rng)
+    new_weight = Parameter(np.zeros((4, 3), dtype=np.float32))
+    block.fc_1.weight = new_weight
+    assert list(block.state_dict()) == EXPECTED_KEYS             # same place, new array
+    assert block.parameters()[0] is new_weight
+    block.fc_1.bias = None                                       # as Linear(bias=False) has
+    assert "fc_1.bias" not in block.state_dict()
+    assert all(p is not None for p in block.parameters()) and len(block.parameters()) == 6
+    block.fc_2 = None
+    assert [k for k in block.state_dict() if k.startswith("fc_2")] == []
+    block.fc_2 = Linear(4, 2, generator=rng)
+    assert "fc_2.bias" in block.state_dict()
+
+
 def test_state_dict_holds_copies_in_the_parameters_dtype(rng):
     block = Block(rng)
     state = block.state_dict()

@@ -25,9 +25,14 @@ class Module:
 
     def __setattr__(self, name, value):
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            self._modules.pop(name, None)
+            self._parameters[name] = value      # a replaced parameter keeps its place
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
+        else:   # anything else (None, say) under a registered name unregisters it
+            self.__dict__.get("_parameters", {}).pop(name, None)
+            self.__dict__.get("_modules", {}).pop(name, None)
         object.__setattr__(self, name, value)
 
     def __call__(self, *args, **kwargs):
