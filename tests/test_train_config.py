@@ -1,0 +1,76 @@
+"""Config: the tutorial's defaults, JSON round trip, validation, and the CLI built from it."""
+from dataclasses import fields
+
+import pytest
+
+from tinynmt.config import Config, ConfigError, build_parser, model_from_config
+
+
+def test_defaults_are_the_tutorials():
+    c = Config()
+    assert (c.src, c.trg, c.tokenizer, c.lower, c.min_freq) == ("de", "en", "whitespace", True, 2)
+    assert (c.hid_dim, c.enc_layers, c.dec_layers, c.enc_heads, c.dec_heads) == (256, 3, 3, 8, 8)
+    assert (c.enc_pf_dim, c.dec_pf_dim, c.enc_dropout, c.dec_dropout, c.max_length) == (512, 512, 0.1, 0.1, 100)
+    assert (c.lr, c.batch_size, c.clip, c.epochs, c.seed, c.schedule) == (5e-4, 64, 1.0, 10, 1234, "constant")
+    assert (c.max_tokens, c.max_steps, c.label_smoothing, c.weight_decay) == (None, None, 0.0, 0.0)
+    assert (c.device, c.out, c.resume, c.log_every, c.limit_train) == ("cpu", None, None, 50, None)
+    assert c.train_max_len == 100
+
+
+def test_dict_round_trip_and_old_files():
+    c = Config(hid_dim=64, lower=False, max_steps=7, out="runs/x")
+    assert Config.from_dict(c.to_dict()) == c
+    assert Config.from_dict({"hid_dim": 64}) == Config(hid_dim=64)   # missing keys: defaults
+    with pytest.raises(ConfigError, match="unknown config key"):
+        Config.from_dict(dict(c.to_dict(), colour="red"))
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(hid_dim=30), "enc_heads=8 does not divide hid_dim=30"),
+    (dict(lr=0.0), "lr must be positive"),
+    (dict(epochs=0), "epochs must be a positive integer"),
+    (dict(enc_dropout=1.0), r"enc_dropout must be in \[0, 1\)"),
+    (dict(lower="yes"), "lower must be bool"),
+    (dict(hid_dim=2.5), "hid_dim must be int"),
+    (dict(schedule="cosine"), "unknown schedule 'cosine'"),
+    (dict(device="tpu"), "unknown device 'tpu'"),
+    (dict(max_len=101), "max_len=101 is longer than the model's max_length=100"),
+    (dict(batch_size=None), "give batch_size, max_tokens or both"),
+])
+def test_bad_values_raise_one_line(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        Config(**changes)
+
+
+def test_parser_has_a_documented_flag_per_field():
+    parser = build_parser()
+    text = parser.format_help()
+    for f in fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in text, flag
+        assert f.metadata["help"], f.name
+    assert "--no-lower" in text and "(default: 256)" in text
+
+
+def test_parser_gives_only_the_flags_used():
+    args = vars(build_parser().parse_args(["--hid-dim", "64", "--no-lower", "--max-steps", "none",
+                                           "--lr", "1e-3", "--out", "runs/x"]))
+    assert args == {"hid_dim": 64, "lower": False, "max_steps": None, "lr": 1e-3, "out": "runs/x"}
+    assert Config(**args).hid_dim == 64
+
+
+def test_parser_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["--hid-dim", "wide"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: argument --hid-dim: invalid int value") and err.count("\n") == 1
+
+
+def test_model_from_config_is_seeded():
+    c = Config(hid_dim=16, enc_layers=1, dec_layers=2, enc_heads=2, dec_heads=4, enc_pf_dim=8, dec_pf_dim=8)
+    a, b = model_from_config(c, 11, 13, 1, 1), model_from_config(c, 11, 13, 1, 1)
+    assert len(a.decoder.layers) == 2 and a.decoder.fc_out.weight.shape == (13, 16)
+    assert all((a.state_dict()[k] == b.state_dict()[k]).all() for k in a.state_dict())
+    other = model_from_config(c.replace(seed=1), 11, 13, 1, 1)
+    assert not (other.state_dict()["decoder.fc_out.weight"] == a.state_dict()["decoder.fc_out.weight"]).all()

@@ -1,0 +1,198 @@
+"""Training options: one dataclass, the tutorial's defaults, and the command line built from it.
+
+    config = Config(hid_dim=128, epochs=3)       # a bad value raises ConfigError (a ValueError)
+    Config.from_dict(config.to_dict()) == config
+    parser = build_parser(); args = parser.parse_args(["--hid-dim", "128", "--no-lower"])
+
+Every field has a help line in its metadata; the parser gives each field one flag
+(`hid_dim` -> `--hid-dim`, booleans as `--lower/--no-lower`, optional numbers accept
+`none`). Its defaults are argparse.SUPPRESS, so `vars(args)` holds only the flags given:
+what `--resume` needs to tell overrides from defaults.
+"""
+import argparse
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Optional, get_args
+
+from .backend import DEVICES
+from .optim import SCHEDULES
+
+
+class ConfigError(ValueError):
+    """A config value is out of range, of the wrong type, or unknown."""
+
+
+def option(default, help):
+    """A dataclass field with its command-line help text."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class Config:
+    """Everything a training run needs; the defaults are the tutorial's."""
+
+    # data
+    src: str = option("de", "source language (cs, de, en, fr)")
+    trg: str = option("en", "target language (cs, de, en, fr)")
+    tokenizer: str = option("whitespace", "tokenizer: whitespace (the tutorial's) or unicode")
+    lower: bool = option(True, "lowercase the text before tokenizing")
+    min_freq: int = option(2, "keep tokens seen at least this often in the training data")
+    data_dir: Optional[str] = option(None, "folder with hand-placed {split}.{lang}[.gz] files, looked in first")
+    max_len: Optional[int] = option(None, "drop training pairs with more ids than this, <sos>/<eos> "
+                                          "included (none: max_length, the model's positions)")
+    test: str = option("test_2016_flickr", "Multi30k test split scored at the end")
+    limit_train: Optional[int] = option(None, "use only the first N training pairs (tests, smoke runs); "
+                                              "the vocabularies come from those pairs")
+    limit_eval: Optional[int] = option(None, "use only the first N validation and N test pairs "
+                                             "(tests, smoke runs)")
+    # model
+    hid_dim: int = option(256, "model width (embedding and hidden size)")
+    enc_layers: int = option(3, "encoder layers")
+    dec_layers: int = option(3, "decoder layers")
+    enc_heads: int = option(8, "encoder attention heads (must divide hid_dim)")
+    dec_heads: int = option(8, "decoder attention heads (must divide hid_dim)")
+    enc_pf_dim: int = option(512, "encoder feed-forward inner size")
+    dec_pf_dim: int = option(512, "decoder feed-forward inner size")
+    enc_dropout: float = option(0.1, "encoder dropout probability")
+    dec_dropout: float = option(0.1, "decoder dropout probability")
+    max_length: int = option(100, "positions the model can embed (longest sentence, <sos>/<eos> included)")
+    # optimisation
+    lr: float = option(5e-4, "Adam learning rate (the peak one with --schedule inverse_sqrt)")
+    batch_size: Optional[int] = option(64, "sentences per batch (a cap when --max-tokens is set)")
+    max_tokens: Optional[int] = option(None, "token budget per batch: padded max(S, T) * B stays under it")
+    clip: float = option(1.0, "clip the global gradient norm to this")
+    epochs: int = option(10, "passes over the training data")
+    max_steps: Optional[int] = option(None, "stop after this many optimizer steps in all (validating and "
+                                            "saving first)")
+    schedule: str = option("constant", "learning-rate schedule: constant (the tutorial's) or inverse_sqrt")
+    warmup: int = option(4000, "warmup steps of the inverse_sqrt schedule")
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss")
+    weight_decay: float = option(0.0, "Adam's L2 weight decay")
+    seed: int = option(1234, "seed of the weights, the batch order and dropout")
+    # running
+    device: str = option("cpu", "cpu (NumPy) or cuda (CuPy)")
+    out: Optional[str] = option(None, "run folder for checkpoints and logs (none: runs/<timestamp>)")
+    resume: Optional[str] = option(None, "continue the run in this folder from its last.npz")
+    log_every: int = option(50, "log the running loss every N steps (each log waits for the device)")
+    save_every: Optional[int] = option(None, "also write last.npz every N steps (it is always written at epoch ends)")
+    progress: bool = option(True, "show a progress bar on a terminal (else a log line every --log-every steps)")
+    plot: bool = option(True, "draw loss.png in the run folder (needs matplotlib)")
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        """Raise ConfigError naming the first bad value."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = _base(f.type)
+            if value is None and _is_optional(f.type):
+                continue
+            expected = (int, float) if kind is float else kind   # JSON may write 1.0 as 1
+            if not isinstance(value, expected) or (kind is not bool and isinstance(value, bool)):
+                raise ConfigError(f"{f.name} must be {kind.__name__}, got {value!r}")
+            if kind is float:
+                object.__setattr__(self, f.name, float(value))
+        positive = ["min_freq", "hid_dim", "enc_layers", "dec_layers", "enc_heads", "dec_heads",
+                    "enc_pf_dim", "dec_pf_dim", "max_length", "epochs", "warmup", "log_every",
+                    "batch_size", "max_tokens", "max_steps", "limit_train", "limit_eval",
+                    "save_every", "max_len"]
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value}")
+        for name in ("enc_dropout", "dec_dropout", "label_smoothing"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("lr", "clip"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.batch_size is None and self.max_tokens is None:
+            raise ConfigError("give batch_size, max_tokens or both")
+        for side in ("enc", "dec"):
+            heads = getattr(self, f"{side}_heads")
+            if self.hid_dim % heads:
+                raise ConfigError(f"{side}_heads={heads} does not divide hid_dim={self.hid_dim}")
+        if self.max_len is not None and self.max_len > self.max_length:
+            raise ConfigError(f"max_len={self.max_len} is longer than the model's max_length={self.max_length}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"unknown device {self.device!r}; valid: {', '.join(DEVICES)}")
+
+    @property
+    def train_max_len(self):
+        """The length limit for training pairs that the data loader applies."""
+        return self.max_len if self.max_len is not None else self.max_length
+
+    def to_dict(self):
+        """A JSON-ready dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuild a Config; missing keys take their defaults (older files), unknown keys are an error."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a JSON object, got {type(d).__name__}")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _base(annotation):
+    """The plain type of a field: int for both int and Optional[int]."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    return args[0] if args else annotation
+
+
+def _is_optional(annotation):
+    return type(None) in get_args(annotation)
+
+
+def _optional(convert):
+    """An argparse type that also accepts 'none' (for Optional fields)."""
+    def parse(text):
+        return None if text.lower() == "none" else convert(text)
+    parse.__name__ = convert.__name__  # argparse names the type in its error messages
+    return parse
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, like every other error here."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def build_parser(prog="python -m tinynmt.train", description=None):
+    """One flag per Config field; only the flags given end up in the parsed namespace."""
+    parser = OneLineParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
+    for f in fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        kind = _base(f.type)
+        shown = "none" if f.default is None else f.default
+        help_text = f"{f.metadata['help']} (default: {shown})".replace("%", "%%")
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+            continue
+        convert = _optional(kind) if _is_optional(f.type) else kind
+        parser.add_argument(flag, type=convert, metavar=kind.__name__.upper(), help=help_text)
+    return parser
+
+
+def model_from_config(config, src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx):
+    """The tutorial's Seq2Seq with the config's sizes, initialised from config.seed (on the CPU)."""
+    from .nn import build_transformer
+    return build_transformer(
+        src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, hid_dim=config.hid_dim,
+        enc_layers=config.enc_layers, dec_layers=config.dec_layers, enc_heads=config.enc_heads,
+        dec_heads=config.dec_heads, enc_pf_dim=config.enc_pf_dim, dec_pf_dim=config.dec_pf_dim,
+        enc_dropout=config.enc_dropout, dec_dropout=config.dec_dropout,
+        max_length=config.max_length, seed=config.seed)
