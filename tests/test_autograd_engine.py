@@ -6,7 +6,7 @@ import weakref
 import numpy as np
 import pytest
 
-from tinynmt import no_grad, tensor
+from tinynmt import Tensor, no_grad, tensor
 from tinynmt.autograd import Function, is_grad_enabled, layer_norm
 from tinynmt.backend import BackendError, to_numpy
 
@@ -226,3 +226,11 @@ def test_to_cuda_and_back():
     back = g.to("cpu")
     assert isinstance(back.data, np.ndarray)
     np.testing.assert_array_equal(back.data, t.data)
+
+
+def test_second_backward_through_a_freed_graph_raises():
+    x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    y = x * 3.0
+    y.sum().backward()
+    with pytest.raises(RuntimeError, match="already freed"):
+        (y * 2.0).sum().backward()

@@ -273,7 +273,7 @@ def test_a_tiny_model_learns_to_reverse_its_input():
     optimizer = Adam(model.parameters(), lr=5e-3)
     criterion = CrossEntropyLoss(ignore_index=PAD)
     rng = np.random.default_rng(0)
-    for _ in range(300):
+    for _ in range(500):
         src, trg = reverse_batch(rng)
         logits, _ = model(src, trg[:, :-1])
         loss = criterion(logits.reshape(-1, SRC_V), trg[:, 1:].reshape(-1))

@@ -152,7 +152,7 @@ class Generator:
         if self.device == "cpu":
             n = int(np.prod(shape))
             bits = self.host.bit_generator.random_raw((n + 3) // 4).view(np.uint16)[:n]
-            return (bits >= np.uint16(round(p * 65536))).reshape(shape)
+            return (bits >= np.uint16(min(round(p * 65536), 65535))).reshape(shape)
         return self._gpu_rng().random_sample(shape, dtype=np.float32) >= p
 
     def get_state(self):

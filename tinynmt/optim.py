@@ -5,10 +5,15 @@ third, so one step is a handful of large vectorised operations instead of a loop
 ones per parameter. Move the model to its device before building the optimizer.
 """
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .backend import get_array_module, to_device, to_numpy
+
+
+CHUNK = 1 << 16  # numbers per chunk: the five arrays of a chunk stay in cache through all passes
 
 
 def clip_grad_norm_(parameters, max_norm):
@@ -61,6 +66,8 @@ class Adam:
         self.m = xp.zeros_like(self.flat_param)
         self.v = xp.zeros_like(self.flat_param)
         self.scratch = xp.empty_like(self.flat_param)
+        self.scratch2 = None                     # g + weight_decay * param, made when first needed
+        self.pool = None                         # worker threads for the CPU update
 
     def zero_grad(self):
         """Zero the flat gradient buffer and let each .grad be a view of it, so that backward
@@ -83,28 +90,46 @@ class Adam:
         xp = get_array_module(self.flat_param)
         beta1, beta2 = self.betas
         self.t += 1
-        g, m, v, tmp, param = self.gather_grads(), self.m, self.v, self.scratch, self.flat_param
-        dt = param.dtype.type
-        if self.weight_decay and not self.decoupled:
-            # g + weight_decay * param in the scratch buffer: g is the parameters' .grad views
-            xp.multiply(param, dt(self.weight_decay), out=tmp)
+        self.gather_grads()
+        dt = self.flat_param.dtype.type
+        # m_hat / (sqrt(v_hat) + eps) = c * m / (sqrt(v) + eps_hat): bias corrections folded in
+        correction2 = math.sqrt(1 - beta2 ** self.t)
+        scalars = dict(beta1=dt(beta1), beta2=dt(beta2), step_size=dt(self.lr * correction2 / (1 - beta1 ** self.t)),
+                       eps_hat=dt(self.eps * correction2), l2=dt(0 if self.decoupled else self.weight_decay),
+                       decay=dt(1 - self.lr * self.weight_decay) if self.decoupled else None)
+        if scalars["l2"] and self.scratch2 is None:
+            self.scratch2 = xp.empty_like(self.flat_param)
+        if xp is np:   # cache-sized chunks on every core: NumPy's ufuncs release the GIL
+            if self.pool is None:
+                self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+            chunks = [slice(i, i + CHUNK) for i in range(0, self.flat_param.size, CHUNK)]
+            list(self.pool.map(lambda chunk: self.update(chunk, **scalars), chunks))
+        else:
+            self.update(slice(None), **scalars)
+
+    def update(self, chunk, beta1, beta2, step_size, eps_hat, l2, decay):
+        """The Adam update on one slice of the flat buffers, in place, with no temporaries."""
+        xp = get_array_module(self.flat_param)
+        g, m, v = self.flat_grad[chunk], self.m[chunk], self.v[chunk]
+        tmp, param = self.scratch[chunk], self.flat_param[chunk]
+        if l2:                                   # g + weight_decay * param (not in .grad)
+            xp.multiply(param, l2, out=tmp)
             tmp += g
-            g = tmp
-        m *= dt(beta1)
-        m += dt(1 - beta1) * g
-        v *= dt(beta2)
-        xp.multiply(g, g, out=tmp)
-        tmp *= dt(1 - beta2)
+            g = self.scratch2[chunk]
+            g[...] = tmp
+        xp.subtract(g, m, out=tmp)               # m = beta1 * m + (1 - beta1) * g
+        tmp *= 1 - beta1
+        m += tmp
+        xp.multiply(g, g, out=tmp)               # v = beta2 * v + (1 - beta2) * g * g
+        tmp -= v
+        tmp *= 1 - beta2
         v += tmp
-        # m_hat / (sqrt(v_hat) + eps) with the bias corrections folded into two scalars
-        step_size = self.lr / (1 - beta1 ** self.t)
-        xp.sqrt(v, out=tmp)
-        tmp *= dt(1 / math.sqrt(1 - beta2 ** self.t))
-        tmp += dt(self.eps)
+        xp.sqrt(v, out=tmp)                      # param -= step_size * m / (sqrt(v) + eps_hat)
+        tmp += eps_hat
         xp.divide(m, tmp, out=tmp)
-        tmp *= dt(step_size)
-        if self.weight_decay and self.decoupled:
-            param *= dt(1 - self.lr * self.weight_decay)
+        tmp *= step_size
+        if decay is not None:                    # AdamW: param *= 1 - lr * weight_decay
+            param *= decay
         param -= tmp
 
     def state_dict(self):

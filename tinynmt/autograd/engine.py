@@ -38,6 +38,9 @@ def run_backward(root, grad):
     for node in reversed(topological_order(root)):
         g = grads.pop(id(node), None)
         fn = node.grad_fn
+        if fn is None and not node.is_leaf:
+            raise RuntimeError("backward through a graph that was already freed: a graph can be "
+                               "walked once; recompute the forward pass to go backward again")
         if fn is None:          # a leaf: accumulate into .grad
             if g is not None and node.requires_grad:
                 if node.grad is None:

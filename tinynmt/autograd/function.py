@@ -69,6 +69,7 @@ class Function:
         if requires_grad:
             fn.inputs = inputs
             out.grad_fn = fn
+            out.is_leaf = False
         return out
 
     def forward(self, *arrays, **options):

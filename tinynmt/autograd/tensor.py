@@ -32,6 +32,7 @@ class Tensor:
         self.grad = None
         self.requires_grad = requires_grad
         self.grad_fn = None              # the Function that made this tensor, None for leaves
+        self.is_leaf = True              # False for results of operations, even once freed
 
     # ----- array facts and conversions
     @property
