@@ -19,7 +19,7 @@ raises CheckpointError with a one-line message.
 """
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -58,7 +58,8 @@ class Checkpoint:
 def atomic_write(path, write):
     """Call write(file) on a temp file next to `path`, fsync it, then os.replace it over `path`."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # umask applies
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -1,0 +1,182 @@
+"""What a training run tells the world: stdout lines, a progress bar, metrics.jsonl, loss.png.
+
+The epoch lines are the tutorial's (`Epoch: 01 | Time: 2m 10s`, `Train Loss`, `Val. Loss`),
+with target tokens per second added. metrics.jsonl holds one JSON object per line: kind
+"start"/"resume", "step" (every log_every steps), "epoch", "interrupted" and "test".
+Reading a loss back waits for the device, so it happens only at those points.
+"""
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .checkpoint import atomic_write
+from .config import ConfigError
+from .plot import plot_losses
+from .trainer import perplexity
+
+
+def choose_run_dir(out):
+    """The run folder to create (runs/<timestamp> by default); never one that holds a run."""
+    if out is None:
+        base = Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir, n = base, 1
+        while run_dir.exists():
+            n += 1
+            run_dir = base.with_name(f"{base.name}-{n}")
+    else:
+        run_dir = Path(out).expanduser()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} is a file, not a folder")
+    for name in ("last.npz", "best.npz"):
+        if (run_dir / name).exists():
+            raise ConfigError(f"{run_dir} already holds a run ({name}); continue it with "
+                              f"--resume {run_dir} or pick another --out")
+    return run_dir
+
+
+def _minutes_seconds(seconds):
+    """The tutorial's epoch_time(): whole minutes and seconds."""
+    return int(seconds / 60), int(seconds - int(seconds / 60) * 60)
+
+
+class RunLog:
+    """Prints, draws and appends metrics for one train() call on one run folder."""
+
+    def __init__(self, run_dir, config, trainer):
+        self.run_dir, self.config, self.trainer = Path(run_dir), config, trainer
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.use_bar = config.progress and sys.stderr.isatty()
+        self.bar, self.file = None, None
+        self.epoch_start = self.window_start = time.perf_counter()
+        self.epoch_tokens = self.window_tokens = 0
+        self.train_seconds = 0.0
+        self.n_batches = 0
+        self.plot_note_shown = False
+
+    # ----- files
+    def start(self):
+        """Write config.json, trim metrics.jsonl to the checkpoint's step, print the header."""
+        for stale in self.run_dir.glob(".*.npz.*.tmp"):   # left by a crash during a save
+            stale.unlink(missing_ok=True)
+        text = json.dumps(self.config.to_dict(), indent=2) + "\n"
+        atomic_write(self.run_dir / "config.json", lambda f: f.write(text.encode("utf-8")))
+        step = self.trainer.counters.step
+        if self.config.resume:
+            self._trim_metrics(step)
+        self.file = open(self.metrics_path, "a", encoding="utf-8")
+        data, model = self.trainer.data, self.trainer.model
+        for line in data.summary():
+            print(line, flush=True)
+        print(f"The model has {model.num_parameters():,} trainable parameters", flush=True)
+        verb = f"Resuming at step {step}" if self.config.resume else "Training"
+        print(f"{verb} on {self.config.device}; run folder {self.run_dir}", flush=True)
+        self.write({"kind": "resume" if self.config.resume else "start", "step": step})
+
+    def _trim_metrics(self, step):
+        """Drop records after the checkpoint's step (a crash may have logged past it) and torn lines."""
+        if not self.metrics_path.exists():
+            return
+        kept = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                kept.append(line + "\n")
+        atomic_write(self.metrics_path, lambda f: f.write("".join(kept).encode("utf-8")))
+
+    def write(self, record):
+        record = dict(record, time=round(time.time(), 3))
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        if self.file is not None:
+            self.file.close()
+
+    def plot(self):
+        if not self.config.plot:
+            return
+        if not plot_losses(self.metrics_path, self.run_dir / "loss.png") and not self.plot_note_shown:
+            print("note: matplotlib is not installed, so no loss.png (pip install matplotlib)", flush=True)
+            self.plot_note_shown = True
+
+    # ----- the loop
+    def begin_epoch(self, n_batches):
+        c = self.trainer.counters
+        self.n_batches = n_batches
+        self.epoch_start = self.window_start = time.perf_counter()
+        self.epoch_tokens = self.window_tokens = 0
+        self.bar = tqdm(total=n_batches, initial=c.batch, desc=f"Epoch {c.epoch + 1:02}", unit="batch",
+                        file=sys.stderr, leave=False, disable=not self.use_bar, dynamic_ncols=True)
+
+    def after_step(self, batch):
+        """Count tokens; every log_every steps read the losses back and log them."""
+        self.epoch_tokens += batch.n_trg_tokens
+        self.window_tokens += batch.n_trg_tokens
+        self.bar.update(1)
+        c = self.trainer.counters
+        if c.step % self.config.log_every:
+            return
+        self.trainer.sync()
+        loss, norm = self.trainer.take_window()
+        now = time.perf_counter()
+        speed = self.window_tokens / max(now - self.window_start, 1e-9)
+        self.window_start, self.window_tokens = now, 0
+        lr = self.trainer.optimizer.lr
+        self.write({"kind": "step", "step": c.step, "epoch": c.epoch + 1, "batch": c.batch,
+                    "loss": loss, "grad_norm": norm, "lr": lr, "tokens_per_s": round(speed, 1)})
+        if self.use_bar:
+            self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:,.0f}", refresh=False)
+        else:
+            print(f"\tstep {c.step:6d} | batch {c.batch:4d}/{self.n_batches} | loss {loss:.3f} | "
+                  f"grad norm {norm:.2f} | lr {lr:.2e} | {speed:,.0f} tok/s", flush=True)
+
+    def end_bar(self):
+        """Close the epoch's bar and wait for its last steps (its training time ends here)."""
+        self.bar.close()
+        self.trainer.sync()
+        self.train_seconds = time.perf_counter() - self.epoch_start
+
+    def epoch_record(self, train_loss, valid_loss, is_best, partial):
+        c = self.trainer.counters
+        return {"kind": "epoch", "epoch": c.epoch + 1, "step": c.step, "train_loss": train_loss,
+                "train_ppl": perplexity(train_loss), "valid_loss": valid_loss,
+                "valid_ppl": perplexity(valid_loss), "best": is_best, "partial": partial,
+                "epoch_time_s": round(time.perf_counter() - self.epoch_start, 3),
+                "tokens_per_s": round(self.epoch_tokens / max(self.train_seconds, 1e-9), 1)}
+
+    def write_epoch(self, record):
+        """The tutorial's three lines, then the metrics record and the plot."""
+        mins, secs = _minutes_seconds(record["epoch_time_s"])
+        note = f" (stopped after step {record['step']})" if record["partial"] else ""
+        print(f"Epoch: {record['epoch']:02} | Time: {mins}m {secs}s | "
+              f"{record['tokens_per_s']:,.0f} target tokens/s{note}", flush=True)
+        print(f"\tTrain Loss: {record['train_loss']:.3f} | Train PPL: {record['train_ppl']:7.3f}", flush=True)
+        print(f"\t Val. Loss: {record['valid_loss']:.3f} |  Val. PPL: {record['valid_ppl']:7.3f}"
+              f"{'  (best)' if record['best'] else ''}", flush=True)
+        self.write(record)
+        self.plot()
+
+    def interrupted(self, n_batches):
+        c = self.trainer.counters
+        where = f", batch {c.batch}/{n_batches}" if n_batches else ""
+        self.write({"kind": "interrupted", "step": c.step, "epoch": c.epoch + 1, "batch": c.batch})
+        print(f"Stopped at step {c.step} (epoch {c.epoch + 1}{where}); saved "
+              f"{self.run_dir / 'last.npz'}", flush=True)
+        self.plot()
+
+    def write_test(self, split, test_loss):
+        step = self.trainer.counters.step
+        print(f"| Test Loss: {test_loss:.3f} | Test PPL: {perplexity(test_loss):7.3f} | "
+              f"({split}, best.npz)", flush=True)
+        self.write({"kind": "test", "step": step, "split": split, "checkpoint": "best.npz",
+                    "test_loss": test_loss, "test_ppl": perplexity(test_loss)})
+        self.plot()

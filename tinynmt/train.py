@@ -1,0 +1,245 @@
+"""`python -m tinynmt.train`: train the tutorial's Transformer on Multi30k, as notebook 6 does.
+
+    python -m tinynmt.train                              # the tutorial: 10 epochs, runs/<timestamp>/
+    python -m tinynmt.train --device cuda --out runs/gpu
+    python -m tinynmt.train --max-steps 20 --out /tmp/x  # a quick look at the speed
+    python -m tinynmt.train --resume runs/gpu            # continue from runs/gpu/last.npz
+    python -m tinynmt.train --resume runs/gpu --epochs 20
+
+The run folder gets config.json, metrics.jsonl (one JSON object per log window, epoch and
+test score), loss.png (with matplotlib), best.npz (lowest validation loss) and last.npz
+(resumable: Adam, RNG and position; written at every epoch end, every --save-every steps,
+and on Ctrl-C/SIGTERM). --resume takes the run's saved config; only RESUME_OVERRIDES may
+be changed on the command line. Exit status: 0 done, 1 non-finite loss or an I/O failure,
+2 bad input (one line `error: ...` on stderr), 130 interrupted (last.npz saved).
+
+From Python: `train(Config(...), should_stop=lambda step: ...)` returns a TrainResult.
+"""
+import math
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from .backend import BackendError
+from .checkpoint import CheckpointError, load_checkpoint, read_config, resolve_checkpoint
+from .config import Config, ConfigError, build_parser
+from .data import DataError
+from .runlog import RunLog, choose_run_dir
+from .trainer import Trainer, TrainingError, load_data, perplexity
+
+RESUME_OVERRIDES = ("epochs", "max_steps", "device", "log_every", "save_every", "progress", "plot")
+
+
+@dataclass
+class TrainResult:
+    """How a train() call ended: status is finished, max_steps or interrupted."""
+
+    status: str
+    run_dir: Path
+    step: int
+    epoch: int
+    best_valid_loss: Optional[float]
+    test_loss: Optional[float] = None
+    history: List[dict] = field(default_factory=list)
+
+
+def resume_config(run, **overrides):
+    """The config saved in a run's last.npz, with some RESUME_OVERRIDES changed, ready to resume."""
+    bad = sorted(set(overrides) - set(RESUME_OVERRIDES))
+    if bad:
+        flags = ", ".join("--" + name.replace("_", "-") for name in bad)
+        allowed = ", ".join("--" + name.replace("_", "-") for name in RESUME_OVERRIDES)
+        raise ConfigError(f"{flags} cannot change when resuming (the run's config is used); "
+                          f"allowed: {allowed}")
+    path = resolve_checkpoint(run, "last.npz")
+    return read_config(path).replace(resume=str(run), out=str(path.parent), **overrides)
+
+
+def _open_run(config):
+    """(config, run folder, trainer) for a new run, or for the run named by config.resume."""
+    if not config.resume:
+        run_dir = choose_run_dir(config.out)
+        config = config.replace(out=str(run_dir))
+        trainer = Trainer.create(config, load_data(config))
+        run_dir.mkdir(parents=True, exist_ok=True)      # only once the data and model are fine
+        return config, run_dir, trainer
+    path = resolve_checkpoint(config.resume, "last.npz")
+    ckpt = load_checkpoint(path, device=config.device)
+    keep = set(RESUME_OVERRIDES) | {"out", "resume"}
+    changed = [k for k, v in ckpt.config.to_dict().items() if k not in keep and getattr(config, k) != v]
+    if changed:
+        name = changed[0]
+        raise ConfigError(f"resuming {path} with a different {name} ({getattr(config, name)!r}; "
+                          f"the run used {getattr(ckpt.config, name)!r})")
+    config = config.replace(out=str(path.parent))
+    trainer = Trainer.resume(config, load_data(config), ckpt)
+    c = trainer.counters
+    if c.epoch >= config.epochs:
+        raise ConfigError(f"the run in {path.parent} already finished {c.epoch} epochs; "
+                          f"pass a larger --epochs to go on")
+    if config.max_steps is not None and c.step >= config.max_steps:
+        raise ConfigError(f"the run in {path.parent} already did {c.step} steps; pass a larger "
+                          f"--max-steps (or --max-steps none) to go on")
+    return config, path.parent, trainer
+
+
+def train(config, should_stop=None):
+    """Train (or resume) as the config says; should_stop(step) -> True stops like Ctrl-C does."""
+    config, run_dir, trainer = _open_run(config)
+    log = RunLog(run_dir, config, trainer)
+    try:
+        log.start()
+        status = run_epochs(trainer, log, run_dir, should_stop)
+        test_loss = score_test(trainer, log, run_dir) if status != "interrupted" else None
+    except TrainingError as err:
+        kept = (f"{run_dir / 'last.npz'} from step {trainer.saved_step} is untouched"
+                if trainer.saved_step is not None else "no checkpoint had been saved yet")
+        raise TrainingError(f"{err}; training stopped, {kept}") from None
+    finally:
+        log.close()
+    c = trainer.counters
+    return TrainResult(status, run_dir, c.step, c.epoch, c.best_valid_loss, test_loss, list(c.history))
+
+
+def run_epochs(trainer, log, run_dir, should_stop):
+    """The epoch loop; returns finished, max_steps or interrupted."""
+    config, c = trainer.config, trainer.counters
+    while c.epoch < config.epochs:
+        plan = trainer.train_batches.plan(c.epoch)
+        log.begin_epoch(len(plan))
+        status = None
+        for idx in plan[c.batch:]:
+            batch = trainer.train_batches.make_batch(idx)
+            trainer.step(batch)
+            log.after_step(batch)
+            if config.save_every and c.step % config.save_every == 0:
+                trainer.sync()
+                trainer.save(run_dir / "last.npz")
+            if config.max_steps is not None and c.step >= config.max_steps:
+                status = "max_steps"
+                break
+            if should_stop is not None and should_stop(c.step):
+                status = "interrupted"
+                break
+        log.end_bar()
+        if status == "interrupted":
+            trainer.save(run_dir / "last.npz")
+            log.interrupted(len(plan))
+            return status
+        end_epoch(trainer, log, run_dir, complete=c.batch >= len(plan))
+        if status == "max_steps":
+            return status
+        if should_stop is not None and should_stop(c.step):   # a signal during validation
+            log.interrupted(None)
+            return "interrupted"
+    return "finished"
+
+
+def end_epoch(trainer, log, run_dir, complete):
+    """Validate, report, keep best.npz, write last.npz (the epoch may be cut short by max_steps)."""
+    c = trainer.counters
+    trainer.sync()
+    train_loss = c.epoch_loss_sum / max(c.epoch_batches, 1)
+    valid_loss = trainer.evaluate(trainer.valid_batches)
+    if not math.isfinite(valid_loss):
+        raise TrainingError(f"non-finite validation loss {valid_loss} after step {c.step}")
+    is_best = c.best_valid_loss is None or valid_loss < c.best_valid_loss
+    record = log.epoch_record(train_loss, valid_loss, is_best, partial=not complete)
+    c.history.append(record)
+    if is_best:
+        c.best_valid_loss = valid_loss
+    if complete:
+        trainer.next_epoch()
+    if is_best:
+        trainer.save(run_dir / "best.npz", with_optimizer=False)
+    trainer.save(run_dir / "last.npz")
+    log.write_epoch(record)
+
+
+def score_test(trainer, log, run_dir):
+    """Test loss and perplexity of best.npz on the test split, as the tutorial's last cell.
+
+    The BLEU hook: tinynmt.evaluate's BLEU on the same split is to be added here.
+    """
+    best = load_checkpoint(run_dir / "best.npz", device=trainer.config.device)
+    trained_model = trainer.model
+    trainer.model = best.model
+    try:
+        test_loss = trainer.evaluate(trainer.test_batches)
+    finally:
+        trainer.model = trained_model
+    log.write_test(trainer.data.test.name, test_loss)
+    return test_loss
+
+
+class StopFlag:
+    """SIGINT/SIGTERM set a flag the loop checks after each step; a second signal stops at once."""
+
+    def __init__(self):
+        self.signum, self._previous = None, {}
+
+    def __call__(self, step):
+        return self.signum is not None
+
+    def install(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print("\nstopping after this step to save last.npz (signal again to stop at once)",
+              file=sys.stderr, flush=True)
+
+
+def config_from_args(args):
+    """A Config from the parsed flags (only the given ones are in `args`); --resume merges."""
+    if "resume" in args:
+        overrides = {k: v for k, v in args.items() if k != "resume"}
+        return resume_config(args["resume"], **overrides)
+    return Config(**args)
+
+
+def main(argv=None):
+    """Run the CLI; return the exit status."""
+    parser = build_parser(description="Train the tutorial's Transformer on Multi30k.")
+    args = vars(parser.parse_args(argv))
+    flag = StopFlag()
+    try:
+        config = config_from_args(args)
+        flag.install()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked at each sync
+            result = train(config, should_stop=flag)
+    except (CheckpointError, DataError, BackendError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except TrainingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        flag.restore()
+    if result.status == "interrupted":
+        print(f"interrupted at step {result.step}; last.npz saved. Resume with:\n"
+              f"    python -m tinynmt.train --resume {result.run_dir}", flush=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
