@@ -145,3 +145,20 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypat
     assert "non-finite loss nan at step 8" in message and "from step 5 is untouched" in message
     assert digest(tmp_path / "last.npz") == saved["last"] and digest(tmp_path / "best.npz") == saved["best"]
     assert load_checkpoint(tmp_path / "last.npz").train_state["counters"]["step"] == 5
+
+
+def test_crash_after_save_every_resumes_exactly(reference, tmp_path):
+    out, _ = reference
+
+    def crash(step):                                 # dies after step 9 is logged, unsaved
+        if step == 9:
+            raise RuntimeError("power cut")
+        return False
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(Config(out=str(tmp_path), **dict(TINY, save_every=4)), should_stop=crash)
+    assert load_checkpoint(tmp_path / "last.npz").train_state["counters"]["step"] == 8
+    assert step_losses(tmp_path)[-1][0] == 9          # logged past the checkpoint
+    train(resume_config(tmp_path))
+    assert step_losses(tmp_path) == step_losses(out)  # the log was cut back to step 8 first
+    assert epoch_losses(tmp_path) == epoch_losses(out)
+    assert_same_arrays(tmp_path / "last.npz", out / "last.npz")
