@@ -1,4 +1,5 @@
 """`python -m tinynmt.train` as a user runs it: files, output, exit codes, signals, bad input."""
+import importlib.util
 import json
 import os
 import re
@@ -92,11 +93,8 @@ def test_bad_settings_exit_2(args, fragments, tmp_path):
 
 
 def test_cuda_without_cupy_exits_2(tmp_path):
-    try:
-        import cupy  # noqa: F401
+    if importlib.util.find_spec("cupy") is not None:
         pytest.skip("CuPy is installed here")
-    except ImportError:
-        pass
     assert_one_line_error(run(*TINY, *SMALL, "--device", "cuda", "--out", str(tmp_path)), "CuPy")
 
 

@@ -37,7 +37,8 @@ class Config:
     tokenizer: str = option("whitespace", "tokenizer: whitespace (the tutorial's) or unicode")
     lower: bool = option(True, "lowercase the text before tokenizing")
     min_freq: int = option(2, "keep tokens seen at least this often in the training data")
-    data_dir: Optional[str] = option(None, "folder with hand-placed {split}.{lang}[.gz] files, looked in first")
+    data_dir: Optional[str] = option(None, "folder with hand-placed {split}.{lang}[.gz] files, "
+                                           "looked in first")
     max_len: Optional[int] = option(None, "drop training pairs with more ids than this, <sos>/<eos> "
                                           "included (none: max_length, the model's positions)")
     test: str = option("test_2016_flickr", "Multi30k test split scored at the end")
@@ -74,8 +75,10 @@ class Config:
     out: Optional[str] = option(None, "run folder for checkpoints and logs (none: runs/<timestamp>)")
     resume: Optional[str] = option(None, "continue the run in this folder from its last.npz")
     log_every: int = option(50, "log the running loss every N steps (each log waits for the device)")
-    save_every: Optional[int] = option(None, "also write last.npz every N steps (it is always written at epoch ends)")
-    progress: bool = option(True, "show a progress bar on a terminal (else a log line every --log-every steps)")
+    save_every: Optional[int] = option(None, "also write last.npz every N steps (it is always "
+                                             "written at epoch ends)")
+    progress: bool = option(True, "show a progress bar on a terminal (else a log line every "
+                                  "--log-every steps)")
     plot: bool = option(True, "draw loss.png in the run folder (needs matplotlib)")
 
     def __post_init__(self):
@@ -116,7 +119,8 @@ class Config:
             if self.hid_dim % heads:
                 raise ConfigError(f"{side}_heads={heads} does not divide hid_dim={self.hid_dim}")
         if self.max_len is not None and self.max_len > self.max_length:
-            raise ConfigError(f"max_len={self.max_len} is longer than the model's max_length={self.max_length}")
+            raise ConfigError(f"max_len={self.max_len} is longer than the model's "
+                              f"max_length={self.max_length}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
         if self.device not in DEVICES:

@@ -29,7 +29,7 @@ from .checkpoint import CheckpointError, load_checkpoint, read_config, resolve_c
 from .config import Config, ConfigError, build_parser
 from .data import DataError
 from .runlog import RunLog, choose_run_dir
-from .trainer import Trainer, TrainingError, load_data, perplexity
+from .trainer import Trainer, TrainingError, load_data
 
 RESUME_OVERRIDES = ("epochs", "max_steps", "device", "log_every", "save_every", "progress", "plot")
 
