@@ -1,0 +1,190 @@
+"""Score a checkpoint on a test set: loss, perplexity, sacreBLEU and decoding speed.
+
+    python -m tinynmt.evaluate --checkpoint runs/RUN                    # Multi30k test_2016_flickr
+    python -m tinynmt.evaluate --checkpoint runs/RUN --beam 5 --output hyp.en
+    python -m tinynmt.evaluate --checkpoint ckpt.npz --src-file test.de --ref-file test.en
+
+Loss: teacher-forced cross-entropy of the references (padding ignored), batched and
+averaged as training's evaluate() does (the mean of the batch losses, the run's batch size
+and label smoothing), so it is the test loss the trainer reports; PPL = exp(loss). The
+line after it gives the plain per-token cross-entropy and its perplexity.
+BLEU: sacrebleu.corpus_bleu of the detokenized hypotheses against the raw reference
+lines, lowercased when the model's tokenizer lowercases; the same number as
+`sacrebleu REF -i HYP [-lc]` on the --output file. Speed: sentences per second of the
+whole translation (tokenize, decode, detokenize), greedy (--beam 1) or beam search.
+Empty source lines give empty hypotheses; over-long lines are cut with a warning (see
+tinynmt.translate). Errors (missing checkpoint or data): `error: ...`, exit status 2.
+"""
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .autograd import no_grad
+from .backend import BackendError, get_array_module, synchronize
+from .data import Batches, DataError, read_lines, read_multi30k
+from .data.textfile import check_parallel
+from .decoding import Translator, eval_mode
+from .decoding.translator import encode_source
+from .nn import CrossEntropyLoss
+from .translate import USAGE_ERROR, CLIError, add_decoding_options, check_decoding_options, load, warn
+
+
+def sacrebleu_score(hypotheses, references, lowercase):
+    """sacreBLEU's corpus BLEU, one reference per line -> (BLEUScore, signature string)."""
+    from sacrebleu.metrics import BLEU
+    metric = BLEU(lowercase=lowercase)
+    score = metric.corpus_score(list(hypotheses), [list(references)])
+    return score, str(metric.get_signature())
+
+
+def evaluate_bleu(model, src_lines, ref_lines, src_vocab, trg_vocab, tokenizer, beam=1, lenpen=1.0,
+                  batch_size=128, max_len=50, lowercase=None, warn=None):
+    """Translate src_lines and score them against ref_lines -> (BLEUScore, hypotheses, seconds).
+
+    lowercase=None follows the tokenizer. The score's `signature` attribute holds
+    sacreBLEU's signature string (nrefs:1|case:lc|...); seconds is the translation time.
+    """
+    check_parallel(src_lines, ref_lines, "source", "references")
+    if lowercase is None:
+        lowercase = tokenizer.lower
+    translator = Translator(model, src_vocab, trg_vocab, tokenizer, beam=beam, lenpen=lenpen,
+                            max_len=max_len, batch_size=batch_size, warn=warn)
+    start = time.perf_counter()
+    hypotheses = translator.translate(src_lines)
+    seconds = time.perf_counter() - start
+    score, signature = sacrebleu_score(hypotheses, ref_lines, lowercase)
+    score.signature = signature
+    return score, hypotheses, seconds
+
+
+@dataclass
+class LossResult:
+    """Teacher-forced test loss, two ways."""
+
+    loss: float        # mean of the batch losses: the tutorial's (and the trainer's) evaluate()
+    token_nll: float   # cross-entropy per predicted token, no label smoothing
+    n_tokens: int      # predicted target tokens (<eos> included)
+
+
+@no_grad()
+def evaluate_loss(model, src_lines, trg_lines, src_vocab, trg_vocab, tokenizer, batch_size=64,
+                  max_tokens=None, label_smoothing=0.0):
+    """Teacher-forced cross-entropy over (source, reference) lines -> LossResult.
+
+    Batches as the trainer makes them (Batches, sorted by length); pairs with an empty side
+    are skipped, as the data pipeline drops them; over-long sides are cut to the model's positions.
+    """
+    check_parallel(src_lines, trg_lines, "source", "references")
+    src_ids, trg_ids = [], []
+    for src, trg in zip(src_lines, trg_lines):
+        src_tokens, trg_tokens = tokenizer.tokenize(src), tokenizer.tokenize(trg)
+        if src_tokens and trg_tokens:
+            src_ids.append(encode_source(src_tokens, src_vocab, model.encoder.max_length)[0])
+            trg_ids.append(encode_source(trg_tokens, trg_vocab, model.decoder.max_length)[0])
+    if not src_ids:
+        return LossResult(math.nan, math.nan, 0)
+    criterion = CrossEntropyLoss(ignore_index=model.trg_pad_idx, label_smoothing=label_smoothing)
+    plain = CrossEntropyLoss(ignore_index=model.trg_pad_idx)
+    batch_losses, nll_sum, n_tokens = [], 0.0, 0
+    with eval_mode(model):
+        for batch in Batches(src_ids, trg_ids, batch_size=batch_size, max_tokens=max_tokens):
+            logits, _ = model(batch.src, batch.trg[:, :-1])                  # (B, T-1, V)
+            logits = logits.reshape(-1, logits.shape[-1])                    # (B*(T-1), V)
+            target = batch.trg[:, 1:].reshape(-1)                            # (B*(T-1),)
+            batch_losses.append(criterion(logits, target).item())
+            nll = plain(logits, target).item() if label_smoothing else batch_losses[-1]
+            nll_sum += nll * batch.n_pred_tokens
+            n_tokens += batch.n_pred_tokens
+    return LossResult(float(np.mean(batch_losses)), nll_sum / n_tokens, n_tokens)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m tinynmt.evaluate", description=__doc__.splitlines()[0],
+        epilog=__doc__[__doc__.index("Loss:"):], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.error = lambda message: parser.exit(USAGE_ERROR, f"error: {message} (see --help)\n")
+    parser.add_argument("--checkpoint", required=True, metavar="PATH",
+                        help="checkpoint file, or run folder (uses its best.npz)")
+    parser.add_argument("--split", metavar="NAME",
+                        help="Multi30k split to score (default: the run's test split, test_2016_flickr)")
+    parser.add_argument("--src-file", metavar="F", help="score this source file instead of a Multi30k split")
+    parser.add_argument("--ref-file", metavar="F", help="references of --src-file, line for line")
+    parser.add_argument("--data-dir", metavar="DIR", help="folder with hand-placed Multi30k files")
+    parser.add_argument("--output", metavar="HYP_FILE", help="write the hypotheses here, one per line")
+    add_decoding_options(parser)
+    return parser
+
+
+def read_test_set(args, config):
+    """(source lines, reference lines, a description) from --src-file/--ref-file or a split."""
+    if (args.src_file is None) != (args.ref_file is None):
+        raise CLIError("give --src-file and --ref-file together")
+    if args.src_file is not None:
+        if args.split:
+            raise CLIError("give --split or --src-file/--ref-file, not both")
+        src_lines, ref_lines = read_lines(args.src_file), read_lines(args.ref_file)
+        check_parallel(src_lines, ref_lines, args.src_file, args.ref_file)
+        return src_lines, ref_lines, args.src_file
+    split = args.split or getattr(config, "test", None) or "test_2016_flickr"
+    data_dir = args.data_dir or getattr(config, "data_dir", None)
+    src_lines, ref_lines = read_multi30k(split, config.src, config.trg, data_dir=data_dir)
+    return src_lines, ref_lines, f"Multi30k {split} {config.src}->{config.trg}"
+
+
+def run(args):
+    checkpoint = load(args.checkpoint, args.device)
+    model, config = checkpoint.model, checkpoint.config
+    check_decoding_options(args, model)
+    try:
+        src_lines, ref_lines, what = read_test_set(args, config)
+    except DataError as err:
+        raise CLIError(str(err)) from None
+    vocabs = (checkpoint.src_vocab, checkpoint.trg_vocab, checkpoint.tokenizer)
+    print(f"checkpoint {checkpoint.path}: {what}, {len(src_lines):,} sentences")
+    result = evaluate_loss(model, src_lines, ref_lines, *vocabs, batch_size=config.batch_size,
+                           max_tokens=config.max_tokens, label_smoothing=config.label_smoothing)
+    print(f"| Test Loss: {result.loss:.3f} | Test PPL: {math.exp(result.loss):7.3f} |")
+    print(f"per token: loss {result.token_nll:.4f}, PPL {math.exp(result.token_nll):.3f} "
+          f"({result.n_tokens:,} target tokens)", flush=True)
+    synchronize(get_array_module(model.parameters()[0].data))
+    cut = []  # one summary line instead of a warning per over-long sentence
+    score, hypotheses, seconds = evaluate_bleu(model, src_lines, ref_lines, *vocabs, beam=args.beam,
+                                               lenpen=args.lenpen, batch_size=args.batch_size,
+                                               max_len=args.max_len, warn=cut.append)
+    if cut:
+        warn(f"{len(cut):,} source sentences were longer than the model's positions and were cut "
+             f"to fit; the first: {cut[0]}")
+    print(score.format(signature=score.signature), flush=True)
+    how = "greedy" if args.beam == 1 else f"beam {args.beam}, lenpen {args.lenpen:g}"
+    rate = len(src_lines) / seconds if seconds > 0 else float("inf")
+    print(f"decoding ({how}, max_len {args.max_len}, batch {args.batch_size}, {model.device}): "
+          f"{len(src_lines):,} sentences in {seconds:.2f} s, {rate:.1f} sentences/s", flush=True)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8", newline="\n") as f:
+                f.writelines(h + "\n" for h in hypotheses)
+        except OSError as err:
+            raise CLIError(f"cannot write --output {args.output}: {err.strerror or err}") from None
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except CLIError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except (DataError, BackendError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
