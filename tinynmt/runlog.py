@@ -173,10 +173,12 @@ class RunLog:
               f"{self.run_dir / 'last.npz'}", flush=True)
         self.plot()
 
-    def write_test(self, split, test_loss):
+    def write_test(self, split, test_loss, bleu):
         step = self.trainer.counters.step
         print(f"| Test Loss: {test_loss:.3f} | Test PPL: {perplexity(test_loss):7.3f} | "
               f"({split}, best.npz)", flush=True)
+        print(f"| Test BLEU (greedy): {bleu.score:.2f} | {bleu.signature}", flush=True)
         self.write({"kind": "test", "step": step, "split": split, "checkpoint": "best.npz",
-                    "test_loss": test_loss, "test_ppl": perplexity(test_loss)})
+                    "test_loss": test_loss, "test_ppl": perplexity(test_loss),
+                    "bleu_greedy": bleu.score, "bleu_signature": bleu.signature})
         self.plot()

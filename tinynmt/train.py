@@ -28,6 +28,7 @@ from .backend import BackendError
 from .checkpoint import CheckpointError, load_checkpoint, read_config, resolve_checkpoint
 from .config import Config, ConfigError, build_parser
 from .data import DataError
+from .evaluate import evaluate_bleu
 from .runlog import RunLog, choose_run_dir
 from .trainer import Trainer, TrainingError, load_data
 
@@ -161,10 +162,8 @@ def end_epoch(trainer, log, run_dir, complete):
 
 
 def score_test(trainer, log, run_dir):
-    """Test loss and perplexity of best.npz on the test split, as the tutorial's last cell.
-
-    The BLEU hook: tinynmt.evaluate's BLEU on the same split is to be added here.
-    """
+    """Test loss and perplexity of best.npz on the test split, as the tutorial's last cell,
+    and its greedy sacreBLEU (beam search: python -m tinynmt.evaluate --beam 5)."""
     best = load_checkpoint(run_dir / "best.npz", device=trainer.config.device)
     trained_model = trainer.model
     trainer.model = best.model
@@ -172,7 +171,10 @@ def score_test(trainer, log, run_dir):
         test_loss = trainer.evaluate(trainer.test_batches)
     finally:
         trainer.model = trained_model
-    log.write_test(trainer.data.test.name, test_loss)
+    test = trainer.data.test
+    bleu, _, _ = evaluate_bleu(best.model, test.src_text, test.trg_text, best.src_vocab,
+                               best.trg_vocab, best.tokenizer, beam=1)
+    log.write_test(test.name, test_loss, bleu)
     return test_loss
 
 
