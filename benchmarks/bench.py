@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.flops import step_matmul_flops  # noqa: E402
 from benchmarks.runners import TinynmtRunner, TorchRunner, median_time  # noqa: E402
 from benchmarks.decoding import decode_timings  # noqa: E402
+from tinynmt.checkpoint import load_checkpoint  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
 from tinynmt.nn import build_transformer  # noqa: E402
 
@@ -96,6 +97,8 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=8, help="training batches per round")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (the median is reported)")
     parser.add_argument("--decode-sentences", type=int, default=1000, help="test sentences to translate")
+    parser.add_argument("--checkpoint", help="use these trained weights (a .npz) instead of a fresh "
+                        "model: decoding then stops at <eos> as it does in real use")
     parser.add_argument("--out", default="benchmarks/out", help="folder for results.json and chart.png")
     args = parser.parse_args(argv)
     what = set(args.what.split(","))
@@ -115,6 +118,8 @@ def main(argv=None):
 
     for engine, device in available_backends(set(args.backends.split(","))):
         model = build_transformer(V_src, V_trg, PAD_IDX, PAD_IDX, seed=1234)
+        if args.checkpoint:
+            model.load_state_dict(load_checkpoint(args.checkpoint).model.state_dict())
         runner = (TinynmtRunner(model, device, PAD_IDX) if engine == "tinynmt"
                   else TorchRunner(model, device, PAD_IDX))
         entry = results["backends"].setdefault(runner.name, {})

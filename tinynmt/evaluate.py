@@ -176,10 +176,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except CLIError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return USAGE_ERROR
-    except (DataError, BackendError) as err:
+    except (CLIError, DataError, BackendError) as err:
         print(f"error: {err}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
