@@ -19,13 +19,17 @@ Pure Python/NumPy: no module here imports autograd. What a trainer calls:
     for batch in Batches(ids, batch_size=64): ...     # source only: batch.trg is None;
                                                       # batch.index maps rows back to lines
 
+Subwords: load_dataset(tokenizer="bpe", bpe_merges=10000) learns one byte-pair merge
+table from the training split (source and target together); see bpe.py.
+
 Modules: multi30k (files: where and how they are found, downloaded, verified),
-textfile (read_lines, read_parallel), tokenize, vocab, batching, dataset (load_dataset,
+textfile (read_lines, read_parallel), tokenize, bpe (BPETokenizer, learn_merges), vocab, batching, dataset (load_dataset,
 load_parallel, build_dataset and the empty/long pair policy), download (fetch).
 Every bad input raises DataError with a one-line message; `python -m tinynmt.data`
 prints it as `error: ...` and exits 2.
 """
 from .batching import Batch, Batches, encode_sentences, pad_sequences
+from .bpe import BPETokenizer, learn_merges
 from .dataset import DataConfig, Split, TranslationData, build_dataset, load_dataset, load_parallel
 from .errors import DataError
 from .multi30k import LANGS, SPLITS, read_multi30k
@@ -34,8 +38,8 @@ from .tokenize import Tokenizer, get_tokenizer, tokenizer_from_dict
 from .vocab import EOS_IDX, PAD_IDX, SOS_IDX, SPECIALS, UNK_IDX, Vocab
 
 __all__ = [
-    "Batch", "Batches", "DataConfig", "DataError", "EOS_IDX", "LANGS", "PAD_IDX", "SOS_IDX", "SPECIALS",
+    "BPETokenizer", "Batch", "Batches", "DataConfig", "DataError", "EOS_IDX", "LANGS", "PAD_IDX", "SOS_IDX", "SPECIALS",
     "SPLITS", "Split", "Tokenizer", "TranslationData", "UNK_IDX", "Vocab", "build_dataset",
-    "encode_sentences", "get_tokenizer", "load_dataset", "load_parallel", "pad_sequences",
+    "encode_sentences", "get_tokenizer", "learn_merges", "load_dataset", "load_parallel", "pad_sequences",
     "read_lines", "read_multi30k", "read_parallel", "tokenizer_from_dict",
 ]

@@ -15,6 +15,10 @@ Policy, the same for every split and every corpus:
   side longer are dropped (`Split.n_too_long`); val/test pairs are kept, so scores stay
   comparable, and counted in `Split.n_too_long` for the caller to handle. None: no limit.
 - Vocabularies are built from the training split after dropping, as torchtext did.
+- Subwords: tokenizer="bpe" with bpe_merges=N learns one merge table from the training
+  split's raw lines, source and target together (a joint table; vocabularies stay one
+  per side), before the pair policy (which counts subword tokens). A BPETokenizer
+  passed in (e.g. from a checkpoint) is used as it is.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from .batching import Batches, encode_sentences
 from .errors import DataError
 from .multi30k import SPLITS, read_multi30k
 from .textfile import check_parallel, read_parallel
+from .bpe import BPETokenizer
 from .tokenize import Tokenizer, get_tokenizer
 from .vocab import Vocab
 
@@ -119,13 +124,29 @@ def _make_split(name: str, pair: Pair, tokenizer: Tokenizer, max_len: Optional[i
     return split
 
 
+def _resolve_tokenizer(tokenizer: Union[str, Tokenizer], lower: bool, bpe_merges: Optional[int]):
+    """Check the tokenizer name and merge count early; "bpe" stays a name until train is read."""
+    if isinstance(tokenizer, Tokenizer):
+        if bpe_merges is not None:
+            raise DataError("bpe_merges is for tokenizer='bpe' (a name); a Tokenizer object is used as is")
+        return tokenizer
+    if tokenizer == "bpe":
+        if bpe_merges is None or isinstance(bpe_merges, bool) or not isinstance(bpe_merges, int) or bpe_merges < 0:
+            raise DataError(f"tokenizer 'bpe' needs bpe_merges, an int >= 0 (e.g. 10000), got {bpe_merges!r}")
+        return tokenizer
+    if bpe_merges is not None:
+        raise DataError(f"bpe_merges is only for tokenizer='bpe', not {tokenizer!r}")
+    return get_tokenizer(tokenizer, lower=lower)
+
+
 def build_dataset(train: Pair, val: Pair, test: Pair, tokenizer: Union[str, Tokenizer] = "whitespace",
                   lower: bool = True, min_freq: int = 2, max_size: Optional[int] = None,
                   max_len: Optional[int] = None, src_lang: str = "src", trg_lang: str = "trg",
-                  test_name: str = "test") -> TranslationData:
+                  test_name: str = "test", bpe_merges: Optional[int] = None) -> TranslationData:
     """Tokenize, filter and encode (src_lines, trg_lines) pairs; vocabularies come from train."""
-    if isinstance(tokenizer, str):
-        tokenizer = get_tokenizer(tokenizer, lower=lower)
+    tokenizer = _resolve_tokenizer(tokenizer, lower, bpe_merges)
+    if tokenizer == "bpe":  # one joint merge table from the training split only
+        tokenizer = BPETokenizer.learn(list(train[0]) + list(train[1]), bpe_merges, lower=lower)
     if test_name in ("train", "val"):
         raise DataError(f"test_name {test_name!r} would hide the {test_name} split; use another name")
     if max_len is not None and max_len < 3:
@@ -148,23 +169,22 @@ def build_dataset(train: Pair, val: Pair, test: Pair, tokenizer: Union[str, Toke
 def load_dataset(src: str = "de", trg: str = "en", tokenizer: Union[str, Tokenizer] = "whitespace",
                  lower: bool = True, min_freq: int = 2, max_size: Optional[int] = None,
                  max_len: Optional[int] = None, data_dir=None, test: str = "test_2016_flickr",
-                 download: bool = True, progress: bool = True) -> TranslationData:
+                 download: bool = True, progress: bool = True, bpe_merges: Optional[int] = None) -> TranslationData:
     """Load Multi30k for a language pair: train, val and the `test` split, ready to batch."""
     if test not in SPLITS or test in ("train", "val"):
         raise DataError(f"unknown test split {test!r}; valid: {', '.join(SPLITS[2:])}")
-    if isinstance(tokenizer, str):
-        tokenizer = get_tokenizer(tokenizer, lower=lower)  # a bad name fails before any file is read
+    tokenizer = _resolve_tokenizer(tokenizer, lower, bpe_merges)  # a bad name fails before any file is read
     pairs = [read_multi30k(name, src, trg, data_dir, download, progress) for name in ("train", "val", test)]
     return build_dataset(*pairs, tokenizer=tokenizer, lower=lower, min_freq=min_freq, max_size=max_size,
-                         max_len=max_len, src_lang=src, trg_lang=trg, test_name=test)
+                         max_len=max_len, src_lang=src, trg_lang=trg, test_name=test, bpe_merges=bpe_merges)
 
 
 def load_parallel(train: Pair, val: Pair, test: Pair, tokenizer: Union[str, Tokenizer] = "whitespace",
                   lower: bool = True, min_freq: int = 2, max_size: Optional[int] = None,
-                  max_len: Optional[int] = None, src_lang: str = "src", trg_lang: str = "trg") -> TranslationData:
+                  max_len: Optional[int] = None, src_lang: str = "src", trg_lang: str = "trg",
+                  bpe_merges: Optional[int] = None) -> TranslationData:
     """Load any parallel corpus given as (src_path, trg_path) file pairs, plain or .gz."""
-    if isinstance(tokenizer, str):
-        tokenizer = get_tokenizer(tokenizer, lower=lower)
+    tokenizer = _resolve_tokenizer(tokenizer, lower, bpe_merges)
     pairs = [read_parallel(s, t) for s, t in (train, val, test)]
     return build_dataset(*pairs, tokenizer=tokenizer, lower=lower, min_freq=min_freq, max_size=max_size,
-                         max_len=max_len, src_lang=src_lang, trg_lang=trg_lang)
+                         max_len=max_len, src_lang=src_lang, trg_lang=trg_lang, bpe_merges=bpe_merges)

@@ -7,6 +7,7 @@
     text = tok.detokenize(tokens)              # 'Ein Mann, 3.5 m groß, trägt ein T-Shirt.'
     tok.to_dict()                              # {'name': 'unicode', 'lower': False}
     tok = tokenizer_from_dict(d)               # what a checkpoint stores, back again
+    tok = get_tokenizer("bpe", merges=[["e", "n</w>"]])  # subwords: see bpe.py
 
 `whitespace` splits on any whitespace and keeps punctuation glued to words ("bushes.").
 `unicode` separates words from punctuation using Unicode classes (`\\p{L}` letters,
@@ -130,12 +131,16 @@ class UnicodeTokenizer(Tokenizer):
 
 
 TOKENIZERS = {"whitespace": WhitespaceTokenizer, "unicode": UnicodeTokenizer}
+NAMES = ("unicode", "whitespace", "bpe")  # "bpe" lives in bpe.py, which builds on this module
 
 
-def get_tokenizer(name: str, lower: bool = True) -> Tokenizer:
-    """Return the tokenizer called `name` ("whitespace" or "unicode")."""
+def get_tokenizer(name: str, lower: bool = True, merges=()) -> Tokenizer:
+    """Return the tokenizer called `name`; "bpe" takes its merge table (none: characters)."""
+    if name == "bpe":
+        from .bpe import BPETokenizer  # imported here: bpe.py imports this module
+        return BPETokenizer(lower=lower, merges=merges)
     if name not in TOKENIZERS:
-        raise DataError(f"unknown tokenizer {name!r}; valid: {', '.join(sorted(TOKENIZERS))}")
+        raise DataError(f"unknown tokenizer {name!r}; valid: {', '.join(NAMES)}")
     return TOKENIZERS[name](lower=lower)
 
 
@@ -143,4 +148,8 @@ def tokenizer_from_dict(d: Dict[str, object]) -> Tokenizer:
     """Rebuild a tokenizer from `Tokenizer.to_dict()` output, checking its fields."""
     if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not isinstance(d.get("lower"), bool):
         raise DataError(f"not a tokenizer description: {d!r}; expected {{'name': str, 'lower': bool}}")
+    if d["name"] == "bpe":
+        if not isinstance(d.get("merges"), list):
+            raise DataError("not a BPE tokenizer description: no 'merges' list")
+        return get_tokenizer("bpe", lower=d["lower"], merges=d["merges"])
     return get_tokenizer(d["name"], lower=d["lower"])
