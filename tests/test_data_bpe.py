@@ -54,6 +54,10 @@ def test_apply_reproduces_known_segmentations():
     assert tok.tokenize("Lower.") == ["lower", "."]
     assert BPETokenizer(lower=False, merges=TOY_MERGES).tokenize("Lower") == ["L@@", "o@@", "w@@", "er"]
     assert get_tokenizer("bpe").tokenize("ab c") == ["a@@", "b", "c"]  # no merges: characters
+    # the earliest-learned applicable pair wins, whatever its position in the word
+    assert BPETokenizer(merges=[("a", "b"), ("b", "c</w>")]).tokenize("abc") == ["ab@@", "c"]
+    assert BPETokenizer(merges=[("b", "c</w>"), ("a", "b")]).tokenize("abc") == ["a@@", "bc"]
+    assert BPETokenizer(merges=[("a", "b")]).tokenize("abab") == ["ab@@", "a@@", "b"]  # "b</w>" differs
 
 
 def test_detokenize_undoes_the_split():

@@ -23,8 +23,9 @@ Subwords: load_dataset(tokenizer="bpe", bpe_merges=10000) learns one byte-pair m
 table from the training split (source and target together); see bpe.py.
 
 Modules: multi30k (files: where and how they are found, downloaded, verified),
-textfile (read_lines, read_parallel), tokenize, bpe (BPETokenizer, learn_merges), vocab, batching, dataset (load_dataset,
-load_parallel, build_dataset and the empty/long pair policy), download (fetch).
+textfile (read_lines, read_parallel), tokenize, bpe (BPETokenizer, learn_merges), vocab,
+batching, dataset (load_dataset, load_parallel, build_dataset and the empty/long pair
+policy), download (fetch).
 Every bad input raises DataError with a one-line message; `python -m tinynmt.data`
 prints it as `error: ...` and exits 2.
 """

@@ -1,7 +1,7 @@
 """Byte-pair encoding (BPE) subwords, learned from training text (Sennrich et al., 2016).
 
     tok = BPETokenizer.learn(train_de + train_en, num_merges=10000, lower=True)  # joint table
-    tok.tokenize("Ein Mann schläft.")     # ['ein', 'mann', 'schl@@', 'äft', '.']
+    tok.tokenize("Ein Zebrafell.")        # ['ein', 'zebra@@', 'fell', '.'] (10k on Multi30k)
     tok.detokenize(tok.tokenize(s))       # == UnicodeTokenizer's detokenize(tokenize(s))
     tok.to_dict()                         # {'name': 'bpe', 'lower': True, 'merges': [['e', 'n</w>'], ...]}
     get_tokenizer("bpe")                  # no merges yet: every word split into characters
