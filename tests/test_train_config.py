@@ -74,3 +74,14 @@ def test_model_from_config_is_seeded():
     assert all((a.state_dict()[k] == b.state_dict()[k]).all() for k in a.state_dict())
     other = model_from_config(c.replace(seed=1), 11, 13, 1, 1)
     assert not (other.state_dict()["decoder.fc_out.weight"] == a.state_dict()["decoder.fc_out.weight"]).all()
+
+
+def test_bpe_config_learns_subwords_from_the_training_pairs():
+    from tinynmt.trainer import load_data
+    config = Config(tokenizer="bpe", bpe_merges=200, limit_train=300, limit_eval=20)
+    data = load_data(config)
+    assert data.tokenizer.name == "bpe" and len(data.tokenizer.merges) == 200
+    pieces = data.tokenizer.tokenize("Ein Mann fährt Fahrrad.")
+    assert any(p.endswith("@@") for p in pieces)        # rare words are split into subwords
+    with pytest.raises(ConfigError, match="bpe_merges"):
+        Config(tokenizer="bpe", bpe_merges=0)

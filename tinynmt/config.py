@@ -34,7 +34,10 @@ class Config:
     # data
     src: str = option("de", "source language (cs, de, en, fr)")
     trg: str = option("en", "target language (cs, de, en, fr)")
-    tokenizer: str = option("whitespace", "tokenizer: whitespace (the tutorial's) or unicode")
+    tokenizer: str = option("whitespace", "tokenizer: whitespace (the tutorial's), unicode, or bpe "
+                                          "(subwords learned from the training data)")
+    bpe_merges: Optional[int] = option(None, "with --tokenizer bpe: merges to learn (one table for "
+                                             "both languages)")
     lower: bool = option(True, "lowercase the text before tokenizing")
     min_freq: int = option(2, "keep tokens seen at least this often in the training data")
     data_dir: Optional[str] = option(None, "folder with hand-placed {split}.{lang}[.gz] files, "
@@ -99,7 +102,7 @@ class Config:
         positive = ["min_freq", "hid_dim", "enc_layers", "dec_layers", "enc_heads", "dec_heads",
                     "enc_pf_dim", "dec_pf_dim", "max_length", "epochs", "warmup", "log_every",
                     "batch_size", "max_tokens", "max_steps", "limit_train", "limit_eval",
-                    "save_every", "max_len"]
+                    "save_every", "max_len", "bpe_merges"]
         for name in positive:
             value = getattr(self, name)
             if value is not None and value < 1:

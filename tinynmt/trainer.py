@@ -57,7 +57,7 @@ class Counters:
 def load_data(config):
     """Multi30k per the config, cut to limit_train / limit_eval pairs when they are set."""
     common = dict(tokenizer=config.tokenizer, lower=config.lower, min_freq=config.min_freq,
-                  max_len=config.train_max_len)
+                  max_len=config.train_max_len, bpe_merges=config.bpe_merges)
     if config.limit_train is None and config.limit_eval is None:
         data = load_dataset(config.src, config.trg, data_dir=config.data_dir, test=config.test, **common)
     else:
