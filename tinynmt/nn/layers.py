@@ -1,4 +1,7 @@
-"""The basic layers, with PyTorch's signatures and default initialisations."""
+"""The basic layers, with PyTorch's signatures and default initialisations.
+
+Legend: ... any leading axes, D features, V vocabulary (num_embeddings).
+"""
 import math
 
 import numpy as np
