@@ -5,15 +5,10 @@ third, so one step is a handful of large vectorised operations instead of a loop
 ones per parameter. Move the model to its device before building the optimizer.
 """
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .backend import get_array_module, to_device, to_numpy
-
-
-CHUNK = 1 << 16  # numbers per chunk: the five arrays of a chunk stay in cache through all passes
 
 
 def clip_grad_norm_(parameters, max_norm):
@@ -67,7 +62,6 @@ class Adam:
         self.v = xp.zeros_like(self.flat_param)
         self.scratch = xp.empty_like(self.flat_param)
         self.scratch2 = None                     # g + weight_decay * param, made when first needed
-        self.pool = None                         # worker threads for the CPU update
 
     def zero_grad(self):
         """Zero the flat gradient buffer and let each .grad be a view of it, so that backward
@@ -99,23 +93,15 @@ class Adam:
                        decay=dt(1 - self.lr * self.weight_decay) if self.decoupled else None)
         if scalars["l2"] and self.scratch2 is None:
             self.scratch2 = xp.empty_like(self.flat_param)
-        if xp is np:   # cache-sized chunks on every core: NumPy's ufuncs release the GIL
-            if self.pool is None:
-                self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-            chunks = [slice(i, i + CHUNK) for i in range(0, self.flat_param.size, CHUNK)]
-            list(self.pool.map(lambda chunk: self.update(chunk, **scalars), chunks))
-        else:
-            self.update(slice(None), **scalars)
+        self.update(xp, **scalars)
 
-    def update(self, chunk, beta1, beta2, step_size, eps_hat, l2, decay):
-        """The Adam update on one slice of the flat buffers, in place, with no temporaries."""
-        xp = get_array_module(self.flat_param)
-        g, m, v = self.flat_grad[chunk], self.m[chunk], self.v[chunk]
-        tmp, param = self.scratch[chunk], self.flat_param[chunk]
+    def update(self, xp, beta1, beta2, step_size, eps_hat, l2, decay):
+        """The Adam update on the flat buffers, in place, with no temporaries."""
+        g, m, v, tmp, param = self.flat_grad, self.m, self.v, self.scratch, self.flat_param
         if l2:                                   # g + weight_decay * param (not in .grad)
             xp.multiply(param, l2, out=tmp)
             tmp += g
-            g = self.scratch2[chunk]
+            g = self.scratch2
             g[...] = tmp
         xp.subtract(g, m, out=tmp)               # m = beta1 * m + (1 - beta1) * g
         tmp *= 1 - beta1
