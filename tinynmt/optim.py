@@ -80,42 +80,33 @@ class Adam:
         return self.flat_grad
 
     def step(self):
-        """One update of every parameter from its .grad."""
+        """One update of every parameter from its .grad, in place on the flat buffers."""
         xp = get_array_module(self.flat_param)
         beta1, beta2 = self.betas
         self.t += 1
-        self.gather_grads()
         dt = self.flat_param.dtype.type
-        # m_hat / (sqrt(v_hat) + eps) = c * m / (sqrt(v) + eps_hat): bias corrections folded in
-        correction2 = math.sqrt(1 - beta2 ** self.t)
-        scalars = dict(beta1=dt(beta1), beta2=dt(beta2), step_size=dt(self.lr * correction2 / (1 - beta1 ** self.t)),
-                       eps_hat=dt(self.eps * correction2), l2=dt(0 if self.decoupled else self.weight_decay),
-                       decay=dt(1 - self.lr * self.weight_decay) if self.decoupled else None)
-        if scalars["l2"] and self.scratch2 is None:
-            self.scratch2 = xp.empty_like(self.flat_param)
-        self.update(xp, **scalars)
-
-    def update(self, xp, beta1, beta2, step_size, eps_hat, l2, decay):
-        """The Adam update on the flat buffers, in place, with no temporaries."""
-        g, m, v, tmp, param = self.flat_grad, self.m, self.v, self.scratch, self.flat_param
-        if l2:                                   # g + weight_decay * param (not in .grad)
-            xp.multiply(param, l2, out=tmp)
-            tmp += g
-            g = self.scratch2
-            g[...] = tmp
-        xp.subtract(g, m, out=tmp)               # m = beta1 * m + (1 - beta1) * g
-        tmp *= 1 - beta1
+        g, m, v, tmp, param = self.gather_grads(), self.m, self.v, self.scratch, self.flat_param
+        if self.weight_decay and not self.decoupled:   # L2: g + weight_decay * param, not in .grad
+            if self.scratch2 is None:
+                self.scratch2 = xp.empty_like(param)
+            xp.multiply(param, dt(self.weight_decay), out=self.scratch2)
+            g = xp.add(self.scratch2, g, out=self.scratch2)
+        xp.subtract(g, m, out=tmp)                     # m = beta1 * m + (1 - beta1) * g
+        tmp *= dt(1 - beta1)
         m += tmp
-        xp.multiply(g, g, out=tmp)               # v = beta2 * v + (1 - beta2) * g * g
+        xp.multiply(g, g, out=tmp)                     # v = beta2 * v + (1 - beta2) * g * g
         tmp -= v
-        tmp *= 1 - beta2
+        tmp *= dt(1 - beta2)
         v += tmp
-        xp.sqrt(v, out=tmp)                      # param -= step_size * m / (sqrt(v) + eps_hat)
-        tmp += eps_hat
+        # m_hat / (sqrt(v_hat) + eps) = step_size * m / (sqrt(v) + eps_hat): corrections folded in
+        correction2 = math.sqrt(1 - beta2 ** self.t)
+        step_size = self.lr * correction2 / (1 - beta1 ** self.t)
+        xp.sqrt(v, out=tmp)
+        tmp += dt(self.eps * correction2)
         xp.divide(m, tmp, out=tmp)
-        tmp *= step_size
-        if decay is not None:                    # AdamW: param *= 1 - lr * weight_decay
-            param *= decay
+        tmp *= dt(step_size)
+        if self.weight_decay and self.decoupled:       # AdamW: param *= 1 - lr * weight_decay
+            param *= dt(1 - self.lr * self.weight_decay)
         param -= tmp
 
     def state_dict(self):
