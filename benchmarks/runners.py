@@ -7,7 +7,8 @@ import numpy as np
 from tinynmt import no_grad
 from tinynmt.backend import Generator, synchronize, xp_for
 from tinynmt.nn import CrossEntropyLoss, set_dropout_generator
-from tinynmt.optim import Adam, clip_grad_norm_
+from tinynmt.optim import Adam
+from tinynmt.trainer import train_step
 
 
 def median_time(fn, sync, repeats, warmup):
@@ -41,13 +42,7 @@ class TinynmtRunner:
 
     def train_step(self, batch):
         self.model.train()
-        output, _ = self.model(batch.src, batch.trg[:, :-1])
-        loss = self.criterion(output.reshape(-1, output.shape[-1]), batch.trg[:, 1:].reshape(-1))
-        self.optimizer.zero_grad()
-        loss.backward()
-        clip_grad_norm_(self.model.parameters(), self.clip)
-        self.optimizer.step()
-        return loss
+        return train_step(self.model, self.criterion, self.optimizer, batch.src, batch.trg, self.clip)
 
     @no_grad()
     def forward(self, batch):

@@ -77,6 +77,17 @@ def load_data(config):
     return data
 
 
+def train_step(model, criterion, optimizer, src, trg, clip):
+    """The tutorial's step on one batch -> (loss, gradient norm), both still device arrays."""
+    output, _ = model(src, trg[:, :-1])                                        # (B, T-1, V)
+    loss = criterion(output.reshape(-1, output.shape[-1]), trg[:, 1:].reshape(-1))  # (B * (T-1), V)
+    optimizer.zero_grad()
+    loss.backward()
+    norm = clip_grad_norm_(optimizer.params, clip)
+    optimizer.step()
+    return loss.data, norm
+
+
 def perplexity(loss):
     """exp(loss), inf instead of an overflow."""
     return math.exp(loss) if loss < 700 else math.inf
@@ -133,17 +144,11 @@ class Trainer:
         """One optimizer step on a batch; its loss stays on the device until sync()."""
         c = self.counters
         self.optimizer.lr = self.schedule(c.step + 1, self.config.lr, self.config.warmup)
-        output, _ = self.model(batch.src, batch.trg[:, :-1])               # (B, T-1, V)
-        output_dim = output.shape[-1]
-        loss = self.criterion(output.reshape(-1, output_dim),              # (B * (T-1), V)
-                              batch.trg[:, 1:].reshape(-1))                # (B * (T-1),)
-        self.optimizer.zero_grad()
-        loss.backward()
-        norm = clip_grad_norm_(self.optimizer.params, self.config.clip)
-        self.optimizer.step()
+        loss, norm = train_step(self.model, self.criterion, self.optimizer, batch.src, batch.trg,
+                                self.config.clip)
         c.step += 1
         c.batch += 1
-        self.pending.append((c.step, loss.data, norm))
+        self.pending.append((c.step, loss, norm))
 
     def sync(self):
         """Read pending losses back (one transfer), stop at a non-finite one, add them to the sums."""
