@@ -27,6 +27,7 @@ from benchmarks.runners import TinynmtRunner, TorchRunner, median_time  # noqa: 
 from benchmarks.decoding import decode_timings  # noqa: E402
 from tinynmt.checkpoint import load_checkpoint  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
+from tinynmt.backend import keep_freed_memory  # noqa: E402
 from tinynmt.nn import build_transformer  # noqa: E402
 
 
@@ -99,9 +100,14 @@ def main(argv=None):
     parser.add_argument("--decode-sentences", type=int, default=1000, help="test sentences to translate")
     parser.add_argument("--checkpoint", help="use these trained weights (a .npz) instead of a fresh "
                         "model: decoding then stops at <eos> as it does in real use")
+    parser.add_argument("--allocator", choices=("keep", "default"), default="keep",
+                        help="keep: glibc keeps freed memory (as python -m tinynmt.train does); "
+                             "default: glibc's own thresholds")
     parser.add_argument("--out", default="benchmarks/out", help="folder for results.json and chart.png")
     args = parser.parse_args(argv)
     what = set(args.what.split(","))
+    if args.allocator == "keep":
+        keep_freed_memory()  # one process: PyTorch gets the same allocator as tinynmt
 
     data = load_dataset(progress=False)
     batches = list(data.train.batches(batch_size=64, shuffle=True, seed=1234).epoch(0))[:args.batches]

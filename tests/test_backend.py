@@ -157,3 +157,11 @@ def test_device_round_trip_on_gpu():
     assert isinstance(back, np.ndarray)
     np.testing.assert_array_equal(back, a)
     backend.synchronize(cupy)
+
+
+def test_keep_freed_memory_applies_on_glibc():
+    import platform
+    from tinynmt.backend import keep_freed_memory
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    assert keep_freed_memory() is True

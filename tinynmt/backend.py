@@ -5,6 +5,7 @@ This is the only module that imports CuPy, and only when a tensor or module is m
 one code path. Where NumPy and CuPy differ (scatter-add, random numbers, host copies,
 synchronisation) a helper below hides the difference.
 """
+import ctypes
 import sys
 
 import numpy as np
@@ -112,6 +113,24 @@ def index_add(out, index, values):
         import cupyx
         cupyx.scatter_add(out, index, values)
     return out
+
+
+def keep_freed_memory():
+    """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the OS.
+
+    A training step allocates and frees the same large temporaries (logits, gradients) at
+    every step. By default each is a fresh mmap whose pages fault on first touch, which cost
+    10-25% of a CPU step here (benchmarks/RESULTS.md). Process-wide, so the programs call it,
+    not the library; returns False where it does not apply (no glibc).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)       # the largest glibc accepts
+                and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+                and libc.mallopt(M_TOP_PAD, 256 << 20))
 
 
 class Generator:

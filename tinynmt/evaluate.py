@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .autograd import no_grad
-from .backend import BackendError, get_array_module, synchronize
+from .backend import BackendError, get_array_module, keep_freed_memory, synchronize
 from .data import Batches, DataError, read_lines, read_multi30k
 from .data.textfile import check_parallel
 from .decoding import Translator, eval_mode
@@ -174,6 +174,7 @@ def run(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return run(args)
     except (CLIError, DataError, BackendError) as err:

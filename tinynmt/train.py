@@ -24,7 +24,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .backend import BackendError
+from .backend import BackendError, keep_freed_memory
 from .checkpoint import CheckpointError, load_checkpoint, read_config, resolve_checkpoint
 from .config import Config, ConfigError, build_parser
 from .data import DataError
@@ -216,6 +216,7 @@ def main(argv=None):
     """Run the CLI; return the exit status."""
     parser = build_parser(description="Train the tutorial's Transformer on Multi30k.")
     args = vars(parser.parse_args(argv))
+    keep_freed_memory()
     flag = StopFlag()
     try:
         config = config_from_args(args)

@@ -23,7 +23,7 @@ Bad input:
 import argparse
 import sys
 
-from .backend import BackendError, DEVICES
+from .backend import DEVICES, BackendError, keep_freed_memory
 from .data import DataError
 
 USAGE_ERROR = 2
@@ -185,6 +185,7 @@ def run(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return run(args)
     except CLIError as err:
