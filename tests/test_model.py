@@ -223,21 +223,14 @@ def test_build_is_seeded_and_xavier_initialised():
 
 # ----- bad input
 
-@pytest.mark.parametrize("bad", [-1, SRC_V, 1000])
-def test_out_of_range_source_ids_raise_naming_the_vocabulary_size(rng, bad):
+@pytest.mark.parametrize("side, bad", [("source", -1), ("source", SRC_V), ("source", 1000),
+                                       ("target", -3), ("target", TRG_V), ("target", TRG_V + 1)])
+def test_out_of_range_ids_raise_naming_the_vocabulary_size(rng, side, bad):
     model = tiny_model(1)
     src, trg = padded_batch(rng)
-    src[1, 2] = bad
-    with pytest.raises(IndexError, match=rf"source.*\[0, {SRC_V}\)"):
-        model(src, trg)
-
-
-@pytest.mark.parametrize("bad", [-3, TRG_V, TRG_V + 1])
-def test_out_of_range_target_ids_raise_naming_the_vocabulary_size(rng, bad):
-    model = tiny_model(1)
-    src, trg = padded_batch(rng)
-    trg[0, 1] = bad
-    with pytest.raises(IndexError, match=rf"target.*\[0, {TRG_V}\)"):
+    ids, position, size = (src, (1, 2), SRC_V) if side == "source" else (trg, (0, 1), TRG_V)
+    ids[position] = bad
+    with pytest.raises(IndexError, match=rf"{side}.*\[0, {size}\)"):
         model(src, trg)
 
 
