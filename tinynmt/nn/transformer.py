@@ -132,7 +132,7 @@ class Seq2Seq(Module):
             raise ValueError(f"{what} ids must be a (batch, length) array, got shape {ids.shape}")
         if isinstance(ids, np.ndarray):
             check_ids(ids, embedding.num_embeddings, f"{what} vocabulary")
-        return to_device(ids, self.device)
+        return to_device(ids, embedding.weight.device)
 
     def encode(self, src):
         """src (B, S) ids -> enc_src (B, S, D), src_mask (B, 1, 1, S)"""
