@@ -156,3 +156,13 @@ def test_load_dataset_bpe_learns_from_multi30k_train():
 def test_bad_bpe_arguments(kwargs, match):
     with pytest.raises(DataError, match=match):
         build_dataset(SPLIT_TRAIN, SPLIT_TRAIN, SPLIT_TEST, **kwargs)
+
+
+def test_share_vocab_builds_one_vocabulary_from_both_sides():
+    data = build_dataset(SPLIT_TRAIN, SPLIT_TRAIN, SPLIT_TEST, tokenizer="bpe", bpe_merges=100,
+                         min_freq=1, share_vocab=True)
+    assert data.src_vocab is data.trg_vocab
+    assert "hund" in data.src_vocab and "dog" in data.src_vocab
+    assert data.train.src_ids[2][1] == data.src_vocab.stoi["ein"]
+    assert data.train.trg_ids[2][1] == data.src_vocab.stoi["a"]
+    assert "joint" in data.summary()[-1]

@@ -85,3 +85,37 @@ def test_bpe_config_learns_subwords_from_the_training_pairs():
     assert any(p.endswith("@@") for p in pieces)        # rare words are split into subwords
     with pytest.raises(ConfigError, match="bpe_merges"):
         Config(tokenizer="bpe", bpe_merges=0)
+
+
+def test_presets_set_their_values_and_flags_override_them():
+    from tinynmt.config import PRESETS
+    assert Config.from_preset("tutorial") == Config()
+    strong = Config.from_preset("strong")
+    for name, value in PRESETS["strong"].items():
+        assert getattr(strong, name) == value
+    assert strong.tie_embeddings and strong.share_vocab and strong.label_smoothing == 0.1
+    assert Config.from_preset("strong", epochs=3, lr=2e-4).epochs == 3
+    assert Config.from_preset("strong", epochs=3, lr=2e-4).lr == 2e-4
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; valid: tutorial, strong"):
+        Config.from_preset("nope")
+
+
+def test_the_strong_preset_is_within_the_size_class():
+    strong = Config.from_preset("strong")
+    model = model_from_config(strong, 8000, 8000, 1, 1)   # its joint BPE vocabulary is ~7,900
+    assert model.num_parameters() <= 12_000_000
+    assert model.decoder.fc_out.weight is model.encoder.tok_embedding.weight
+
+
+def test_preset_flag_and_the_new_fields_parse(capsys):
+    from tinynmt.train import config_from_args
+    args = vars(build_parser().parse_args(["--preset", "strong", "--epochs", "2", "--no-tie-embeddings"]))
+    config = config_from_args(args)
+    assert config.tokenizer == "bpe" and config.epochs == 2 and not config.tie_embeddings
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--preset", "nope"])
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="select_by"):
+        Config(select_by="accuracy")
+    with pytest.raises(ConfigError, match="patience"):
+        Config(patience=0)

@@ -1,6 +1,7 @@
 """Training options: one dataclass, the tutorial's defaults, and the command line built from it.
 
     config = Config(hid_dim=128, epochs=3)       # a bad value raises ConfigError (a ValueError)
+    config = Config.from_preset("strong", epochs=5)   # a named recipe, some values changed
     Config.from_dict(config.to_dict()) == config
     parser = build_parser(); args = parser.parse_args(["--hid-dim", "128", "--no-lower"])
 
@@ -22,6 +23,21 @@ class ConfigError(ValueError):
     """A config value is out of range, of the wrong type, or unknown."""
 
 
+SELECT_BY = ("loss", "bleu")
+
+# Named recipes: field values that --preset NAME sets before the explicit flags apply.
+PRESETS = {
+    "tutorial": {},     # the defaults: notebook 6 as it is
+    # Joint BPE with tied embeddings, label smoothing, warmup + inverse-sqrt decay, early
+    # stopping on validation BLEU and the last checkpoints averaged: 40+ BLEU in under an hour
+    # on a 2-core CPU (benchmarks/RESULTS.md, README's results table).
+    "strong": dict(tokenizer="bpe", bpe_merges=8000, share_vocab=True, min_freq=1,
+                   tie_embeddings=True, enc_dropout=0.2, dec_dropout=0.2, label_smoothing=0.1,
+                   schedule="inverse_sqrt", lr=1e-3, warmup=500, batch_size=128, epochs=18,
+                   select_by="bleu", patience=5, average_last=5),
+}
+
+
 def option(default, help):
     """A dataclass field with its command-line help text."""
     return field(default=default, metadata={"help": help})
@@ -39,6 +55,8 @@ class Config:
     bpe_merges: Optional[int] = option(None, "with --tokenizer bpe: merges to learn (one table for "
                                              "both languages)")
     lower: bool = option(True, "lowercase the text before tokenizing")
+    share_vocab: bool = option(False, "one vocabulary built from both languages' training text "
+                                      "(with --tie-embeddings the encoder shares it too)")
     min_freq: int = option(2, "keep tokens seen at least this often in the training data")
     data_dir: Optional[str] = option(None, "folder with hand-placed {split}.{lang}[.gz] files, "
                                            "looked in first")
@@ -60,6 +78,8 @@ class Config:
     enc_dropout: float = option(0.1, "encoder dropout probability")
     dec_dropout: float = option(0.1, "decoder dropout probability")
     max_length: int = option(100, "positions the model can embed (longest sentence, <sos>/<eos> included)")
+    tie_embeddings: bool = option(False, "the decoder's output layer uses its embedding matrix "
+                                         "(and the encoder's, with --share-vocab)")
     # optimisation
     lr: float = option(5e-4, "Adam learning rate (the peak one with --schedule inverse_sqrt)")
     batch_size: Optional[int] = option(64, "sentences per batch (a cap when --max-tokens is set)")
@@ -73,6 +93,13 @@ class Config:
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss")
     weight_decay: float = option(0.0, "Adam's L2 weight decay")
     seed: int = option(1234, "seed of the weights, the batch order and dropout")
+    select_by: str = option("loss", "validation metric that picks best.npz and drives --patience: "
+                                    "loss, or bleu (greedy sacreBLEU of the validation split)")
+    patience: Optional[int] = option(None, "stop early after this many epochs without a better "
+                                           "validation metric (none: run every epoch)")
+    average_last: Optional[int] = option(None, "keep the last N epochs' weights and average them "
+                                               "at the end into averaged.npz; the test then scores "
+                                               "whichever of best.npz/averaged.npz validates better")
     # running
     device: str = option("cpu", "cpu (NumPy) or cuda (CuPy)")
     out: Optional[str] = option(None, "run folder for checkpoints and logs (none: runs/<timestamp>)")
@@ -102,7 +129,7 @@ class Config:
         positive = ["min_freq", "hid_dim", "enc_layers", "dec_layers", "enc_heads", "dec_heads",
                     "enc_pf_dim", "dec_pf_dim", "max_length", "epochs", "warmup", "log_every",
                     "batch_size", "max_tokens", "max_steps", "limit_train", "limit_eval",
-                    "save_every", "max_len", "bpe_merges"]
+                    "save_every", "max_len", "bpe_merges", "patience", "average_last"]
         for name in positive:
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -124,6 +151,8 @@ class Config:
         if self.max_len is not None and self.max_len > self.max_length:
             raise ConfigError(f"max_len={self.max_len} is longer than the model's "
                               f"max_length={self.max_length}")
+        if self.select_by not in SELECT_BY:
+            raise ConfigError(f"unknown select_by {self.select_by!r}; valid: {', '.join(SELECT_BY)}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
         if self.device not in DEVICES:
@@ -137,6 +166,13 @@ class Config:
     def to_dict(self):
         """A JSON-ready dict of every field."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_preset(cls, name, **changes):
+        """A preset's config, with `changes` applied on top (explicit flags win)."""
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **changes})
 
     @classmethod
     def from_dict(cls, d):
@@ -191,6 +227,9 @@ def build_parser(prog="python -m tinynmt.train", description=None):
             continue
         convert = _optional(kind) if _is_optional(f.type) else kind
         parser.add_argument(flag, type=convert, metavar=kind.__name__.upper(), help=help_text)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe "
+                        "(its values are in tinynmt/config.py's PRESETS); flags given override it "
+                        "(default: tutorial)")
     return parser
 
 
@@ -202,4 +241,5 @@ def model_from_config(config, src_vocab_size, trg_vocab_size, src_pad_idx, trg_p
         enc_layers=config.enc_layers, dec_layers=config.dec_layers, enc_heads=config.enc_heads,
         dec_heads=config.dec_heads, enc_pf_dim=config.enc_pf_dim, dec_pf_dim=config.dec_pf_dim,
         enc_dropout=config.enc_dropout, dec_dropout=config.dec_dropout,
-        max_length=config.max_length, seed=config.seed)
+        max_length=config.max_length, seed=config.seed, tie=config.tie_embeddings,
+        share_encoder=config.tie_embeddings and config.share_vocab)

@@ -145,11 +145,12 @@ class RunLog:
         self.trainer.sync()
         self.train_seconds = time.perf_counter() - self.epoch_start
 
-    def epoch_record(self, train_loss, valid_loss, is_best, partial):
+    def epoch_record(self, train_loss, valid_loss, valid_bleu, is_best, partial):
         c = self.trainer.counters
         return {"kind": "epoch", "epoch": c.epoch + 1, "step": c.step, "train_loss": train_loss,
                 "train_ppl": perplexity(train_loss), "valid_loss": valid_loss,
-                "valid_ppl": perplexity(valid_loss), "best": is_best, "partial": partial,
+                "valid_ppl": perplexity(valid_loss), "valid_bleu": valid_bleu, "best": is_best,
+                "partial": partial,
                 "epoch_time_s": round(time.perf_counter() - self.epoch_start, 3),
                 "tokens_per_s": round(self.epoch_tokens / max(self.train_seconds, 1e-9), 1)}
 
@@ -160,7 +161,8 @@ class RunLog:
         print(f"Epoch: {record['epoch']:02} | Time: {mins}m {secs}s | "
               f"{record['tokens_per_s']:,.0f} target tokens/s{note}", flush=True)
         print(f"\tTrain Loss: {record['train_loss']:.3f} | Train PPL: {record['train_ppl']:7.3f}", flush=True)
-        print(f"\t Val. Loss: {record['valid_loss']:.3f} |  Val. PPL: {record['valid_ppl']:7.3f}"
+        bleu = "" if record["valid_bleu"] is None else f" |  Val. BLEU: {record['valid_bleu']:.2f}"
+        print(f"\t Val. Loss: {record['valid_loss']:.3f} |  Val. PPL: {record['valid_ppl']:7.3f}{bleu}"
               f"{'  (best)' if record['best'] else ''}", flush=True)
         self.write(record)
         self.plot()
@@ -173,12 +175,27 @@ class RunLog:
               f"{self.run_dir / 'last.npz'}", flush=True)
         self.plot()
 
-    def write_test(self, split, test_loss, bleu):
+    def early_stop(self):
+        c = self.trainer.counters
+        print(f"Early stop: no better validation {self.config.select_by} for {c.bad_epochs} epochs "
+              f"(best: epoch {c.best_epoch})", flush=True)
+        self.write({"kind": "early_stop", "step": c.step, "epoch": c.epoch, "best_epoch": c.best_epoch})
+
+    def write_average(self, names, valid_loss, valid_bleu, chosen):
+        bleu = "" if valid_bleu is None else f" |  Val. BLEU: {valid_bleu:.2f}"
+        print(f"Averaged {', '.join(names)} -> averaged.npz\n\t Val. Loss: {valid_loss:.3f} |  "
+              f"Val. PPL: {perplexity(valid_loss):7.3f}{bleu}  "
+              f"({'better' if chosen else 'not better'} than best.npz)", flush=True)
+        self.write({"kind": "average", "step": self.trainer.counters.step, "checkpoints": names,
+                    "valid_loss": valid_loss, "valid_ppl": perplexity(valid_loss),
+                    "valid_bleu": valid_bleu, "chosen": chosen})
+
+    def write_test(self, split, checkpoint, test_loss, bleu):
         step = self.trainer.counters.step
         print(f"| Test Loss: {test_loss:.3f} | Test PPL: {perplexity(test_loss):7.3f} | "
-              f"({split}, best.npz)", flush=True)
+              f"({split}, {checkpoint})", flush=True)
         print(f"| Test BLEU (greedy): {bleu.score:.2f} | {bleu.signature}", flush=True)
-        self.write({"kind": "test", "step": step, "split": split, "checkpoint": "best.npz",
+        self.write({"kind": "test", "step": step, "split": split, "checkpoint": checkpoint,
                     "test_loss": test_loss, "test_ppl": perplexity(test_loss),
                     "bleu_greedy": bleu.score, "bleu_signature": bleu.signature})
         self.plot()

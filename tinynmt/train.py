@@ -6,10 +6,14 @@
     python -m tinynmt.train --resume runs/gpu            # continue from runs/gpu/last.npz
     python -m tinynmt.train --resume runs/gpu --epochs 20
 
+    python -m tinynmt.train --preset strong              # BPE, tied embeddings, ...: 40+ BLEU
+
 The run folder gets config.json, metrics.jsonl (one JSON object per log window, epoch and
-test score), loss.png (with matplotlib), best.npz (lowest validation loss) and last.npz
-(resumable: Adam, RNG and position; written at every epoch end, every --save-every steps,
-and on Ctrl-C/SIGTERM). --resume takes the run's saved config; only RESUME_OVERRIDES may
+test score), loss.png (with matplotlib), best.npz (best validation loss, or BLEU with
+--select-by bleu) and last.npz (resumable: Adam, RNG and position; written at every epoch
+end, every --save-every steps, and on Ctrl-C/SIGTERM). With --average-last N it also keeps
+epochNNN.npz for the last N epochs and writes their mean, averaged.npz, at the end; the
+test split is scored once, with whichever of best.npz and averaged.npz validates better. --resume takes the run's saved config; only RESUME_OVERRIDES may
 be changed on the command line. Exit status: 0 done, 1 non-finite loss or an I/O failure,
 2 bad input (one line `error: ...` on stderr), 130 interrupted (last.npz saved).
 
@@ -28,6 +32,7 @@ from .backend import BackendError, keep_freed_memory
 from .checkpoint import CheckpointError, load_checkpoint, read_config, resolve_checkpoint
 from .config import Config, ConfigError, build_parser
 from .data import DataError
+from .average import average_checkpoints
 from .evaluate import evaluate_bleu
 from .runlog import RunLog, choose_run_dir
 from .trainer import Trainer, TrainingError, load_data
@@ -37,7 +42,7 @@ RESUME_OVERRIDES = ("epochs", "max_steps", "device", "log_every", "save_every", 
 
 @dataclass
 class TrainResult:
-    """How a train() call ended: status is finished, max_steps or interrupted."""
+    """How a train() call ended: status is finished, early_stopped, max_steps or interrupted."""
 
     status: str
     run_dir: Path
@@ -95,7 +100,10 @@ def train(config, should_stop=None):
     try:
         log.start()
         status = run_epochs(trainer, log, run_dir, should_stop)
-        test_loss = score_test(trainer, log, run_dir) if status != "interrupted" else None
+        test_loss = None
+        if status != "interrupted":
+            chosen = average_last_epochs(trainer, log, run_dir) if config.average_last else "best.npz"
+            test_loss = score_test(trainer, log, run_dir, chosen)
     except TrainingError as err:
         kept = (f"{run_dir / 'last.npz'} from step {trainer.saved_step} is untouched"
                 if trainer.saved_step is not None else "no checkpoint had been saved yet")
@@ -107,9 +115,12 @@ def train(config, should_stop=None):
 
 
 def run_epochs(trainer, log, run_dir, should_stop):
-    """The epoch loop; returns finished, max_steps or interrupted."""
+    """The epoch loop; returns finished, early_stopped, max_steps or interrupted."""
     config, c = trainer.config, trainer.counters
     while c.epoch < config.epochs:
+        if config.patience is not None and c.bad_epochs >= config.patience:
+            log.early_stop()
+            return "early_stopped"
         plan = trainer.train_batches.plan(c.epoch)
         log.begin_epoch(len(plan))
         status = None
@@ -141,40 +152,59 @@ def run_epochs(trainer, log, run_dir, should_stop):
 
 
 def end_epoch(trainer, log, run_dir, complete):
-    """Validate, report, keep best.npz, write last.npz (the epoch may be cut short by max_steps)."""
-    c = trainer.counters
+    """Validate, report, keep best.npz (and epochNNN.npz), write last.npz (the epoch may be
+    cut short by max_steps)."""
+    config, c = trainer.config, trainer.counters
     trainer.sync()
     train_loss = c.epoch_loss_sum / max(c.epoch_batches, 1)
-    valid_loss = trainer.evaluate(trainer.valid_batches)
+    valid_loss, valid_bleu = trainer.validate()
     if not math.isfinite(valid_loss):
         raise TrainingError(f"non-finite validation loss {valid_loss} after step {c.step}")
-    is_best = c.best_valid_loss is None or valid_loss < c.best_valid_loss
-    record = log.epoch_record(train_loss, valid_loss, is_best, partial=not complete)
+    is_best = trainer.is_better(valid_loss, valid_bleu)
+    record = log.epoch_record(train_loss, valid_loss, valid_bleu, is_best, partial=not complete)
     c.history.append(record)
     if is_best:
-        c.best_valid_loss = valid_loss
-    if complete:
-        trainer.next_epoch()
+        c.best_valid_loss, c.best_valid_bleu, c.best_epoch, c.bad_epochs = valid_loss, valid_bleu, c.epoch + 1, 0
+    elif complete:
+        c.bad_epochs += 1
     if is_best:
         trainer.save(run_dir / "best.npz", with_optimizer=False)
+    if complete and config.average_last:
+        trainer.save(run_dir / f"epoch{c.epoch + 1:03}.npz", with_optimizer=False)
+        for old in epoch_checkpoints(run_dir)[:-config.average_last]:
+            old.unlink()
+    if complete:
+        trainer.next_epoch()
     trainer.save(run_dir / "last.npz")
     log.write_epoch(record)
 
 
-def score_test(trainer, log, run_dir):
-    """Test loss and perplexity of best.npz on the test split, as the tutorial's last cell,
-    and its greedy sacreBLEU (beam search: python -m tinynmt.evaluate --beam 5)."""
-    best = load_checkpoint(run_dir / "best.npz", device=trainer.config.device)
-    trained_model = trainer.model
-    trainer.model = best.model
-    try:
-        test_loss = trainer.evaluate(trainer.test_batches)
-    finally:
-        trainer.model = trained_model
+def epoch_checkpoints(run_dir):
+    """The run's epochNNN.npz files, oldest first."""
+    return sorted(Path(run_dir).glob("epoch[0-9][0-9][0-9].npz"))
+
+
+def average_last_epochs(trainer, log, run_dir):
+    """Average the kept epochs into averaged.npz; return the checkpoint that validates better."""
+    paths = epoch_checkpoints(run_dir)[-trainer.config.average_last:]
+    if len(paths) < 2:
+        return "best.npz"
+    averaged = average_checkpoints(paths, run_dir / "averaged.npz")
+    loss, bleu = trainer.validate(averaged.model.to(trainer.config.device))
+    better = trainer.is_better(loss, bleu)
+    log.write_average([p.name for p in paths], loss, bleu, better)
+    return "averaged.npz" if better else "best.npz"
+
+
+def score_test(trainer, log, run_dir, chosen="best.npz"):
+    """Test loss and perplexity of the chosen checkpoint on the test split, as the tutorial's
+    last cell, and its greedy sacreBLEU (beam search: python -m tinynmt.evaluate --beam 5)."""
+    ckpt = load_checkpoint(run_dir / chosen, device=trainer.config.device)
+    test_loss = trainer.evaluate(trainer.test_batches, ckpt.model)
     test = trainer.data.test
-    bleu, _, _ = evaluate_bleu(best.model, test.src_text, test.trg_text, best.src_vocab,
-                               best.trg_vocab, best.tokenizer, beam=1)
-    log.write_test(test.name, test_loss, bleu)
+    bleu, _, _ = evaluate_bleu(ckpt.model, test.src_text, test.trg_text, ckpt.src_vocab,
+                               ckpt.trg_vocab, ckpt.tokenizer, beam=1)
+    log.write_test(test.name, chosen, test_loss, bleu)
     return test_loss
 
 
@@ -209,7 +239,7 @@ def config_from_args(args):
     if "resume" in args:
         overrides = {k: v for k, v in args.items() if k != "resume"}
         return resume_config(args["resume"], **overrides)
-    return Config(**args)
+    return Config.from_preset(args.pop("preset", "tutorial"), **args)
 
 
 def main(argv=None):

@@ -25,6 +25,7 @@ from .backend import Generator, to_numpy, xp_for
 from .checkpoint import CheckpointError, save_checkpoint
 from .config import model_from_config
 from .data import PAD_IDX, DataError, build_dataset, load_dataset, read_multi30k
+from .evaluate import evaluate_bleu
 from .nn import CrossEntropyLoss, set_dropout_generator
 from .optim import SCHEDULES, Adam, clip_grad_norm_
 
@@ -45,7 +46,10 @@ class Counters:
     window_loss_sum: float = 0.0    # since the last log line
     window_norm_sum: float = 0.0
     window_steps: int = 0
-    best_valid_loss: Optional[float] = None
+    best_valid_loss: Optional[float] = None    # best.npz's validation loss (and BLEU, if scored)
+    best_valid_bleu: Optional[float] = None
+    best_epoch: Optional[int] = None
+    bad_epochs: int = 0             # complete epochs since best.npz (for --patience)
     history: List[dict] = field(default_factory=list)   # one record per epoch
 
     @classmethod
@@ -57,7 +61,8 @@ class Counters:
 def load_data(config):
     """Multi30k per the config, cut to limit_train / limit_eval pairs when they are set."""
     common = dict(tokenizer=config.tokenizer, lower=config.lower, min_freq=config.min_freq,
-                  max_len=config.train_max_len, bpe_merges=config.bpe_merges)
+                  max_len=config.train_max_len, bpe_merges=config.bpe_merges,
+                  share_vocab=config.share_vocab)
     if config.limit_train is None and config.limit_eval is None:
         data = load_dataset(config.src, config.trg, data_dir=config.data_dir, test=config.test, **common)
     else:
@@ -105,6 +110,7 @@ class Trainer:
         # built after .to(device): Adam turns each parameter into a view of its flat buffer
         self.optimizer = Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.criterion = CrossEntropyLoss(ignore_index=PAD_IDX, label_smoothing=config.label_smoothing)
+        self.eval_criterion = CrossEntropyLoss(ignore_index=PAD_IDX)   # plain NLL: PPL means PPL
         self.schedule = SCHEDULES[config.schedule]
         sizes = dict(batch_size=config.batch_size, max_tokens=config.max_tokens)
         self.train_batches = data.train.batches(shuffle=True, seed=config.seed, **sizes)
@@ -183,17 +189,45 @@ class Trainer:
         c = self.counters
         c.epoch, c.batch, c.epoch_loss_sum, c.epoch_batches = c.epoch + 1, 0, 0.0, 0
 
-    def evaluate(self, batches):
-        """The tutorial's evaluate(): mean of the batch losses, no dropout, no graph."""
-        self.model.eval()
+    def evaluate(self, batches, model=None):
+        """The tutorial's evaluate(): mean of the batch losses, no dropout, no graph.
+
+        The loss has no label smoothing, so validation and test PPL are comparable across recipes."""
+        model = self.model if model is None else model
+        model.eval()
         losses = []
         with no_grad():
             for batch in batches:
-                output, _ = self.model(batch.src, batch.trg[:, :-1])       # (B, T-1, V)
-                loss = self.criterion(output.reshape(-1, output.shape[-1]), batch.trg[:, 1:].reshape(-1))
+                output, _ = model(batch.src, batch.trg[:, :-1])            # (B, T-1, V)
+                loss = self.eval_criterion(output.reshape(-1, output.shape[-1]),
+                                           batch.trg[:, 1:].reshape(-1))
                 losses.append(loss.data)
         self.model.train()
         return float(to_numpy(self.xp.stack(losses)).astype(np.float64).mean()) if losses else math.nan
+
+    def valid_bleu(self, model=None):
+        """Greedy sacreBLEU of the validation split (what --select-by bleu compares)."""
+        model = self.model if model is None else model
+        val = self.data.val
+        bleu, _, _ = evaluate_bleu(model, val.src_text, val.trg_text, self.data.src_vocab,
+                                   self.data.trg_vocab, self.data.tokenizer, beam=1)
+        self.model.train()
+        return bleu.score
+
+    def validate(self, model=None):
+        """(validation loss, greedy validation BLEU or None) of a model (default: the one training)."""
+        loss = self.evaluate(self.valid_batches, model)
+        bleu = self.valid_bleu(model) if self.config.select_by == "bleu" else None
+        return loss, bleu
+
+    def is_better(self, loss, bleu):
+        """Does (loss, bleu) beat best.npz's by the config's select_by metric?"""
+        c = self.counters
+        if c.best_valid_loss is None:
+            return True
+        if self.config.select_by == "bleu":
+            return bleu > c.best_valid_bleu
+        return loss < c.best_valid_loss
 
     def train_state(self):
         """JSON-able state to continue exactly here (call sync() first)."""

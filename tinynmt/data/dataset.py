@@ -16,9 +16,11 @@ Policy, the same for every split and every corpus:
   comparable, and counted in `Split.n_too_long` for the caller to handle. None: no limit.
 - Vocabularies are built from the training split after dropping, as torchtext did.
 - Subwords: tokenizer="bpe" with bpe_merges=N learns one merge table from the training
-  split's raw lines, source and target together (a joint table; vocabularies stay one
-  per side), before the pair policy (which counts subword tokens). A BPETokenizer
-  passed in (e.g. from a checkpoint) is used as it is.
+  split's raw lines, source and target together (a joint table), before the pair policy
+  (which counts subword tokens). A BPETokenizer passed in (e.g. from a checkpoint) is
+  used as it is.
+- Vocabularies are one per side, or with share_vocab=True one built from both sides of
+  the training split (then src_vocab is trg_vocab: what tied embeddings need).
 """
 from __future__ import annotations
 
@@ -97,7 +99,10 @@ class TranslationData:
             if split.n_too_long:
                 note += f", {split.n_too_long} over max_len {'dropped' if split is self.train else 'kept'}"
             lines.append(f"{split.name}: {len(split)} pairs{note}")
-        lines.append(f"vocab {self.src_lang}: {len(self.src_vocab)}, vocab {self.trg_lang}: {len(self.trg_vocab)}")
+        if self.src_vocab is self.trg_vocab:
+            lines.append(f"vocab {self.src_lang}+{self.trg_lang} (joint): {len(self.src_vocab)}")
+        else:
+            lines.append(f"vocab {self.src_lang}: {len(self.src_vocab)}, vocab {self.trg_lang}: {len(self.trg_vocab)}")
         return lines
 
 
@@ -142,7 +147,8 @@ def _resolve_tokenizer(tokenizer: Union[str, Tokenizer], lower: bool, bpe_merges
 def build_dataset(train: Pair, val: Pair, test: Pair, tokenizer: Union[str, Tokenizer] = "whitespace",
                   lower: bool = True, min_freq: int = 2, max_size: Optional[int] = None,
                   max_len: Optional[int] = None, src_lang: str = "src", trg_lang: str = "trg",
-                  test_name: str = "test", bpe_merges: Optional[int] = None) -> TranslationData:
+                  test_name: str = "test", bpe_merges: Optional[int] = None,
+                  share_vocab: bool = False) -> TranslationData:
     """Tokenize, filter and encode (src_lines, trg_lines) pairs; vocabularies come from train."""
     tokenizer = _resolve_tokenizer(tokenizer, lower, bpe_merges)
     if tokenizer == "bpe":  # one joint merge table from the training split only
@@ -157,8 +163,12 @@ def build_dataset(train: Pair, val: Pair, test: Pair, tokenizer: Union[str, Toke
     tr = splits["train"]
     if not len(tr):
         raise DataError(f"no training pairs left (dropped {tr.n_empty} empty, {tr.n_too_long} over max_len={max_len})")
-    src_vocab = Vocab.build(tr.src_tokens, min_freq=min_freq, max_size=max_size)
-    trg_vocab = Vocab.build(tr.trg_tokens, min_freq=min_freq, max_size=max_size)
+    if share_vocab:
+        src_vocab = trg_vocab = Vocab.build(tr.src_tokens + tr.trg_tokens, min_freq=min_freq,
+                                            max_size=max_size)
+    else:
+        src_vocab = Vocab.build(tr.src_tokens, min_freq=min_freq, max_size=max_size)
+        trg_vocab = Vocab.build(tr.trg_tokens, min_freq=min_freq, max_size=max_size)
     for split in splits.values():
         split.src_ids = encode_sentences(split.src_tokens, src_vocab)
         split.trg_ids = encode_sentences(split.trg_tokens, trg_vocab)
@@ -169,22 +179,25 @@ def build_dataset(train: Pair, val: Pair, test: Pair, tokenizer: Union[str, Toke
 def load_dataset(src: str = "de", trg: str = "en", tokenizer: Union[str, Tokenizer] = "whitespace",
                  lower: bool = True, min_freq: int = 2, max_size: Optional[int] = None,
                  max_len: Optional[int] = None, data_dir=None, test: str = "test_2016_flickr",
-                 download: bool = True, progress: bool = True, bpe_merges: Optional[int] = None) -> TranslationData:
+                 download: bool = True, progress: bool = True, bpe_merges: Optional[int] = None,
+                 share_vocab: bool = False) -> TranslationData:
     """Load Multi30k for a language pair: train, val and the `test` split, ready to batch."""
     if test not in SPLITS or test in ("train", "val"):
         raise DataError(f"unknown test split {test!r}; valid: {', '.join(SPLITS[2:])}")
     tokenizer = _resolve_tokenizer(tokenizer, lower, bpe_merges)  # a bad name fails before any file is read
     pairs = [read_multi30k(name, src, trg, data_dir, download, progress) for name in ("train", "val", test)]
     return build_dataset(*pairs, tokenizer=tokenizer, lower=lower, min_freq=min_freq, max_size=max_size,
-                         max_len=max_len, src_lang=src, trg_lang=trg, test_name=test, bpe_merges=bpe_merges)
+                         max_len=max_len, src_lang=src, trg_lang=trg, test_name=test, bpe_merges=bpe_merges,
+                         share_vocab=share_vocab)
 
 
 def load_parallel(train: Pair, val: Pair, test: Pair, tokenizer: Union[str, Tokenizer] = "whitespace",
                   lower: bool = True, min_freq: int = 2, max_size: Optional[int] = None,
                   max_len: Optional[int] = None, src_lang: str = "src", trg_lang: str = "trg",
-                  bpe_merges: Optional[int] = None) -> TranslationData:
+                  bpe_merges: Optional[int] = None, share_vocab: bool = False) -> TranslationData:
     """Load any parallel corpus given as (src_path, trg_path) file pairs, plain or .gz."""
     tokenizer = _resolve_tokenizer(tokenizer, lower, bpe_merges)
     pairs = [read_parallel(s, t) for s, t in (train, val, test)]
     return build_dataset(*pairs, tokenizer=tokenizer, lower=lower, min_freq=min_freq, max_size=max_size,
-                         max_len=max_len, src_lang=src_lang, trg_lang=trg_lang, bpe_merges=bpe_merges)
+                         max_len=max_len, src_lang=src_lang, trg_lang=trg_lang, bpe_merges=bpe_merges,
+                         share_vocab=share_vocab)

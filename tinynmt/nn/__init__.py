@@ -5,9 +5,9 @@ from .layers import Dropout, Embedding, LayerNorm, Linear, set_dropout_generator
 from .loss import CrossEntropyLoss
 from .module import Module, ModuleList, Parameter
 from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer, Seq2Seq,
-                          build_transformer)
+                          build_transformer, tie_embeddings)
 
 __all__ = ["CrossEntropyLoss", "Decoder", "DecoderLayer", "Dropout", "Embedding", "Encoder",
            "EncoderLayer", "LayerNorm", "Linear", "Module", "ModuleList",
            "MultiHeadAttentionLayer", "Parameter", "PositionwiseFeedforwardLayer", "Seq2Seq",
-           "build_transformer", "init", "set_dropout_generator"]
+           "build_transformer", "init", "set_dropout_generator", "tie_embeddings"]

@@ -147,13 +147,32 @@ class Seq2Seq(Module):
         return self.decoder(trg, enc_src, self.make_trg_mask(trg), src_mask)
 
 
+def tie_embeddings(model, share_encoder=False):
+    """Make the decoder's output projection use its input embedding matrix, (V, D) both
+    (Press & Wolf, 2017); with share_encoder, the encoder's embedding too (one joint vocabulary).
+
+    The tied matrix is one Parameter under several names: gradients from every use add up in
+    it, the optimizer sees it once, and state_dict() lists it under each name."""
+    dec = model.decoder
+    dec.fc_out.weight = dec.tok_embedding.weight                   # (V, D): logits = h @ E.T + b
+    if share_encoder:
+        enc = model.encoder
+        if enc.tok_embedding.num_embeddings != dec.tok_embedding.num_embeddings:
+            raise ValueError(f"sharing the encoder's embedding needs one vocabulary; got "
+                             f"{enc.tok_embedding.num_embeddings} source and "
+                             f"{dec.tok_embedding.num_embeddings} target tokens")
+        enc.tok_embedding.weight = dec.tok_embedding.weight
+    return model
+
+
 def build_transformer(src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, hid_dim=256,
                       enc_layers=3, dec_layers=3, enc_heads=8, dec_heads=8, enc_pf_dim=512,
                       dec_pf_dim=512, enc_dropout=0.1, dec_dropout=0.1, max_length=100,
-                      seed=1234):
-    """The tutorial's model: build, then xavier_uniform_ every weight with more than one dim."""
+                      seed=1234, tie=False, share_encoder=False):
+    """The tutorial's model: build, then xavier_uniform_ every weight with more than one dim;
+    tie=True then ties the embeddings (see tie_embeddings)."""
     from .init import initialize_weights
     enc = Encoder(src_vocab_size, hid_dim, enc_layers, enc_heads, enc_pf_dim, enc_dropout, max_length)
     dec = Decoder(trg_vocab_size, hid_dim, dec_layers, dec_heads, dec_pf_dim, dec_dropout, max_length)
-    model = Seq2Seq(enc, dec, src_pad_idx, trg_pad_idx)
-    return initialize_weights(model, np.random.default_rng(seed))
+    model = initialize_weights(Seq2Seq(enc, dec, src_pad_idx, trg_pad_idx), np.random.default_rng(seed))
+    return tie_embeddings(model, share_encoder) if tie else model

@@ -1,0 +1,85 @@
+"""The stronger recipe's training features: early stopping, selecting best.npz by validation
+BLEU, averaging the last epochs, a joint vocabulary with tied embeddings, and validation
+loss without label smoothing."""
+import json
+
+import numpy as np
+import pytest
+
+from tinynmt.average import average_checkpoints, main as average_main
+from tinynmt.checkpoint import CheckpointError, load_checkpoint
+from tinynmt.config import Config
+from tinynmt.train import train
+from tinynmt.trainer import Trainer, load_data
+
+# 160 pairs / 32 = 5 steps an epoch
+TINY = dict(hid_dim=32, enc_layers=1, dec_layers=1, enc_heads=2, dec_heads=2, enc_pf_dim=64,
+            dec_pf_dim=64, batch_size=32, limit_train=160, limit_eval=32, epochs=3, log_every=5,
+            plot=False, progress=False)
+
+
+def records(run_dir, kind):
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def test_patience_stops_when_validation_bleu_stops_improving(tmp_path):
+    # lr so small the weights barely move: greedy outputs, and so BLEU, never improve
+    config = Config(out=str(tmp_path), lr=1e-12, select_by="bleu", patience=2, **{**TINY, "epochs": 10})
+    result = train(config)
+    assert result.status == "early_stopped"
+    epochs = records(tmp_path, "epoch")
+    assert len(epochs) == 3 and [e["best"] for e in epochs] == [True, False, False]
+    assert all(e["valid_bleu"] is not None for e in epochs)
+    assert records(tmp_path, "early_stop")[0]["best_epoch"] == 1
+    assert records(tmp_path, "test")[0]["checkpoint"] == "best.npz"     # scored all the same
+
+
+def test_averaging_keeps_the_last_epochs_and_scores_the_better_checkpoint(tmp_path):
+    config = Config(out=str(tmp_path), average_last=2, lr=3e-3, **TINY)
+    result = train(config)
+    assert result.status == "finished"
+    assert sorted(p.name for p in tmp_path.glob("epoch*.npz")) == ["epoch002.npz", "epoch003.npz"]
+    average = records(tmp_path, "average")[0]
+    assert average["checkpoints"] == ["epoch002.npz", "epoch003.npz"]
+    best = min(e["valid_loss"] for e in records(tmp_path, "epoch"))
+    assert average["chosen"] == (average["valid_loss"] < best)
+    chosen = "averaged.npz" if average["chosen"] else "best.npz"
+    assert records(tmp_path, "test")[0]["checkpoint"] == chosen
+    a, b, mean = (load_checkpoint(tmp_path / name).model.state_dict()
+                  for name in ("epoch002.npz", "epoch003.npz", "averaged.npz"))
+    for name in mean:
+        np.testing.assert_allclose(mean[name], (a[name].astype(np.float64) + b[name]) / 2,
+                                   rtol=1e-6, atol=1e-7)
+
+
+def test_average_cli_and_mismatched_checkpoints(tmp_path, capsys):
+    run_a, run_b = tmp_path / "a", tmp_path / "b"
+    train(Config(out=str(run_a), average_last=2, **{**TINY, "epochs": 2}))
+    train(Config(out=str(run_b), **{**TINY, "epochs": 1, "hid_dim": 16}))
+    out = tmp_path / "avg.npz"
+    assert average_main([str(run_a / "epoch001.npz"), str(run_a / "epoch002.npz"), "--out", str(out)]) == 0
+    assert load_checkpoint(out).train_state["averaged"][0].endswith("epoch001.npz")
+    assert average_main([str(run_a / "epoch001.npz"), str(run_b / "best.npz"), "--out", str(out)]) == 2
+    assert "another model" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="no checkpoints"):
+        average_checkpoints([], out)
+
+
+def test_joint_vocabulary_and_tied_embeddings_train_and_reload(tmp_path):
+    config = Config(out=str(tmp_path), tokenizer="bpe", bpe_merges=200, share_vocab=True,
+                    tie_embeddings=True, min_freq=1, **{**TINY, "epochs": 1})
+    train(config)
+    ckpt = load_checkpoint(tmp_path)
+    model = ckpt.model
+    assert ckpt.src_vocab == ckpt.trg_vocab
+    assert model.decoder.fc_out.weight is model.encoder.tok_embedding.weight
+    assert model.decoder.tok_embedding.weight is model.encoder.tok_embedding.weight
+
+
+def test_validation_loss_has_no_label_smoothing():
+    smooth = Config(label_smoothing=0.3, **TINY)
+    data = load_data(smooth)
+    a = Trainer.create(smooth, data).evaluate(data.val.batches(batch_size=32))
+    b = Trainer.create(smooth.replace(label_smoothing=0.0), data).evaluate(data.val.batches(batch_size=32))
+    assert a == b and np.isfinite(a)
