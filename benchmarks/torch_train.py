@@ -1,9 +1,11 @@
 """The PyTorch reference run of the tutorial recipe, on tinynmt's tokens, vocabularies and batches.
 
     OMP_NUM_THREADS=1 python benchmarks/torch_train.py --out runs/torch-tutorial
+    OMP_NUM_THREADS=1 python benchmarks/torch_train.py --seed 2 --out runs/torch-tutorial-seed2
 
 The tutorial's own loop (PyTorch, tinynmt.torch_reference): Adam 5e-4, batches of 64, clip 1,
-10 epochs, seed 1234, best valid loss kept. The best weights are saved as a tinynmt checkpoint
+10 epochs, seed 1234 (or --seed: PyTorch's init and dropout, and the batch order, as
+`python -m tinynmt.train --seed N` seeds its own), best valid loss kept. The best weights are saved as a tinynmt checkpoint
 (the state_dict keys are the same), so `python -m tinynmt.evaluate --checkpoint
 runs/torch-tutorial/best.npz` scores it with exactly the decoder and BLEU used for tinynmt.
 """
@@ -41,10 +43,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/torch-tutorial")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=Config.seed)
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    config = Config(out=str(out))
+    config = Config(out=str(out), seed=args.seed)
     torch.manual_seed(config.seed)
     data = load_dataset(progress=False)
     model = build_torch_transformer(len(data.src_vocab), len(data.trg_vocab), PAD_IDX, PAD_IDX)

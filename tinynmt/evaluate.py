@@ -72,8 +72,8 @@ class LossResult:
 
 @no_grad()
 def evaluate_loss(model, src_lines, trg_lines, src_vocab, trg_vocab, tokenizer, batch_size=64,
-                  max_tokens=None, label_smoothing=0.0):
-    """Teacher-forced cross-entropy over (source, reference) lines -> LossResult.
+                  max_tokens=None):
+    """Teacher-forced cross-entropy (no label smoothing) over (source, reference) lines -> LossResult.
 
     Batches as the trainer makes them (Batches, sorted by length); pairs with an empty side
     are skipped, as the data pipeline drops them; over-long sides are cut to the model's positions.
@@ -87,8 +87,7 @@ def evaluate_loss(model, src_lines, trg_lines, src_vocab, trg_vocab, tokenizer, 
             trg_ids.append(encode_source(trg_tokens, trg_vocab, model.decoder.max_length)[0])
     if not src_ids:
         return LossResult(math.nan, math.nan, 0)
-    criterion = CrossEntropyLoss(ignore_index=model.trg_pad_idx, label_smoothing=label_smoothing)
-    plain = CrossEntropyLoss(ignore_index=model.trg_pad_idx)
+    criterion = CrossEntropyLoss(ignore_index=model.trg_pad_idx)
     batch_losses, nll_sum, n_tokens = [], 0.0, 0
     with eval_mode(model):
         for batch in Batches(src_ids, trg_ids, batch_size=batch_size, max_tokens=max_tokens):
@@ -96,8 +95,7 @@ def evaluate_loss(model, src_lines, trg_lines, src_vocab, trg_vocab, tokenizer, 
             logits = logits.reshape(-1, logits.shape[-1])                    # (B*(T-1), V)
             target = batch.trg[:, 1:].reshape(-1)                            # (B*(T-1),)
             batch_losses.append(criterion(logits, target).item())
-            nll = plain(logits, target).item() if label_smoothing else batch_losses[-1]
-            nll_sum += nll * batch.n_pred_tokens
+            nll_sum += batch_losses[-1] * batch.n_pred_tokens
             n_tokens += batch.n_pred_tokens
     return LossResult(float(np.mean(batch_losses)), nll_sum / n_tokens, n_tokens)
 
@@ -146,7 +144,7 @@ def run(args):
     vocabs = (checkpoint.src_vocab, checkpoint.trg_vocab, checkpoint.tokenizer)
     print(f"checkpoint {checkpoint.path}: {what}, {len(src_lines):,} sentences")
     result = evaluate_loss(model, src_lines, ref_lines, *vocabs, batch_size=config.batch_size,
-                           max_tokens=config.max_tokens, label_smoothing=config.label_smoothing)
+                           max_tokens=config.max_tokens)
     print(f"| Test Loss: {result.loss:.3f} | Test PPL: {math.exp(result.loss):7.3f} |")
     print(f"per token: loss {result.token_nll:.4f}, PPL {math.exp(result.token_nll):.3f} "
           f"({result.n_tokens:,} target tokens)", flush=True)

@@ -5,17 +5,17 @@
     python -m tinynmt.train --max-steps 20 --out /tmp/x  # a quick look at the speed
     python -m tinynmt.train --resume runs/gpu            # continue from runs/gpu/last.npz
     python -m tinynmt.train --resume runs/gpu --epochs 20
-
-    python -m tinynmt.train --preset strong              # BPE, tied embeddings, ...: 40+ BLEU
+    python -m tinynmt.train --preset strong              # BPE, tied embeddings, averaging, ...
 
 The run folder gets config.json, metrics.jsonl (one JSON object per log window, epoch and
 test score), loss.png (with matplotlib), best.npz (best validation loss, or BLEU with
 --select-by bleu) and last.npz (resumable: Adam, RNG and position; written at every epoch
 end, every --save-every steps, and on Ctrl-C/SIGTERM). With --average-last N it also keeps
 epochNNN.npz for the last N epochs and writes their mean, averaged.npz, at the end; the
-test split is scored once, with whichever of best.npz and averaged.npz validates better. --resume takes the run's saved config; only RESUME_OVERRIDES may
-be changed on the command line. Exit status: 0 done, 1 non-finite loss or an I/O failure,
-2 bad input (one line `error: ...` on stderr), 130 interrupted (last.npz saved).
+test split is scored once, with whichever of best.npz and averaged.npz validates better.
+--resume takes the run's saved config; only RESUME_OVERRIDES may be changed on the command
+line. Exit status: 0 done, 1 non-finite loss or an I/O failure, 2 bad input (one line
+`error: ...` on stderr), 130 interrupted (last.npz saved).
 
 From Python: `train(Config(...), should_stop=lambda step: ...)` returns a TrainResult.
 """
@@ -28,11 +28,11 @@ from typing import List, Optional
 
 import numpy as np
 
+from .average import average_checkpoints
 from .backend import BackendError, keep_freed_memory
 from .checkpoint import CheckpointError, load_checkpoint, read_config, resolve_checkpoint
 from .config import Config, ConfigError, build_parser
 from .data import DataError
-from .average import average_checkpoints
 from .evaluate import evaluate_bleu
 from .runlog import RunLog, choose_run_dir
 from .trainer import Trainer, TrainingError, load_data
@@ -164,11 +164,11 @@ def end_epoch(trainer, log, run_dir, complete):
     record = log.epoch_record(train_loss, valid_loss, valid_bleu, is_best, partial=not complete)
     c.history.append(record)
     if is_best:
-        c.best_valid_loss, c.best_valid_bleu, c.best_epoch, c.bad_epochs = valid_loss, valid_bleu, c.epoch + 1, 0
+        c.best_valid_loss, c.best_valid_bleu = valid_loss, valid_bleu
+        c.best_epoch, c.bad_epochs = c.epoch + 1, 0
+        trainer.save(run_dir / "best.npz", with_optimizer=False)
     elif complete:
         c.bad_epochs += 1
-    if is_best:
-        trainer.save(run_dir / "best.npz", with_optimizer=False)
     if complete and config.average_last:
         trainer.save(run_dir / f"epoch{c.epoch + 1:03}.npz", with_optimizer=False)
         for old in epoch_checkpoints(run_dir)[:-config.average_last]:
