@@ -192,7 +192,7 @@ class Trainer:
     def evaluate(self, batches, model=None):
         """The tutorial's evaluate(): mean of the batch losses, no dropout, no graph.
 
-        The loss has no label smoothing, so validation and test PPL are comparable across recipes."""
+        The loss has no label smoothing: validation and test PPL measure the model alone."""
         model = self.model if model is None else model
         model.eval()
         losses = []
