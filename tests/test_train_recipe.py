@@ -1,8 +1,6 @@
 """The stronger recipe's training features: early stopping, selecting best.npz by validation
 BLEU, averaging the last epochs, a joint vocabulary with tied embeddings, and validation
 loss without label smoothing."""
-import json
-
 import numpy as np
 import pytest
 
@@ -12,15 +10,8 @@ from tinynmt.config import Config
 from tinynmt.train import train
 from tinynmt.trainer import Trainer, load_data
 
-# 160 pairs / 32 = 5 steps an epoch
-TINY = dict(hid_dim=32, enc_layers=1, dec_layers=1, enc_heads=2, dec_heads=2, enc_pf_dim=64,
-            dec_pf_dim=64, batch_size=32, limit_train=160, limit_eval=32, epochs=3, log_every=5,
-            plot=False, progress=False)
+from tiny_runs import TINY, records
 
-
-def records(run_dir, kind):
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r["kind"] == kind]
 
 
 def test_patience_stops_when_validation_bleu_stops_improving(tmp_path):
