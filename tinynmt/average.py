@@ -10,7 +10,9 @@ from the same model (same config and vocabularies); the average is a weights-onl
 checkpoint (not resumable) with the first one's config, vocabularies and tokenizer.
 """
 import argparse
+import dataclasses
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -37,9 +39,10 @@ def average_checkpoints(paths, out):
             total[name] += array
     base.model.load_state_dict({name: (array / len(paths)).astype(np.float32)
                                 for name, array in total.items()})
+    train_state = {"averaged": [str(p) for p in paths]}
     save_checkpoint(out, base.model, base.config, base.src_vocab, base.trg_vocab, base.tokenizer,
-                    train_state={"averaged": [str(p) for p in paths]})
-    return load_checkpoint(out)
+                    train_state=train_state)
+    return dataclasses.replace(base, optimizer_state=None, train_state=train_state, path=Path(out))
 
 
 def main(argv=None):

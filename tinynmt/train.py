@@ -169,11 +169,11 @@ def end_epoch(trainer, log, run_dir, complete):
         trainer.save(run_dir / "best.npz", with_optimizer=False)
     elif complete:
         c.bad_epochs += 1
-    if complete and config.average_last:
-        trainer.save(run_dir / f"epoch{c.epoch + 1:03}.npz", with_optimizer=False)
-        for old in epoch_checkpoints(run_dir)[:-config.average_last]:
-            old.unlink()
     if complete:
+        if config.average_last:
+            trainer.save(run_dir / f"epoch{c.epoch + 1:03}.npz", with_optimizer=False)
+            for old in epoch_checkpoints(run_dir)[:-config.average_last]:
+                old.unlink()
         trainer.next_epoch()
     trainer.save(run_dir / "last.npz")
     log.write_epoch(record)
@@ -256,10 +256,7 @@ def main(argv=None):
     except (CheckpointError, DataError, BackendError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except TrainingError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
+    except (TrainingError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -25,6 +25,7 @@ from .backend import Generator, to_numpy, xp_for
 from .checkpoint import CheckpointError, save_checkpoint
 from .config import model_from_config
 from .data import PAD_IDX, DataError, build_dataset, load_dataset, read_multi30k
+from .decoding import eval_mode
 from .evaluate import evaluate_bleu
 from .nn import CrossEntropyLoss, set_dropout_generator
 from .optim import SCHEDULES, Adam, clip_grad_norm_
@@ -194,15 +195,13 @@ class Trainer:
 
         The loss has no label smoothing: validation and test PPL measure the model alone."""
         model = self.model if model is None else model
-        model.eval()
         losses = []
-        with no_grad():
+        with eval_mode(model), no_grad():
             for batch in batches:
                 output, _ = model(batch.src, batch.trg[:, :-1])            # (B, T-1, V)
                 loss = self.eval_criterion(output.reshape(-1, output.shape[-1]),
                                            batch.trg[:, 1:].reshape(-1))
                 losses.append(loss.data)
-        self.model.train()
         return float(to_numpy(self.xp.stack(losses)).astype(np.float64).mean()) if losses else math.nan
 
     def valid_bleu(self, model=None):
@@ -211,7 +210,6 @@ class Trainer:
         val = self.data.val
         bleu, _, _ = evaluate_bleu(model, val.src_text, val.trg_text, self.data.src_vocab,
                                    self.data.trg_vocab, self.data.tokenizer, beam=1)
-        self.model.train()
         return bleu.score
 
     def validate(self, model=None):
