@@ -126,11 +126,11 @@ def digest(path):
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     saved, original_step = {}, Trainer.step
 
-    def poisoned_step(self, batch):
+    def poisoned_step(self, idx):
         if self.counters.step == 7:                  # epoch 1 (steps 1-5) is saved by now
             saved["last"], saved["best"] = digest(tmp_path / "last.npz"), digest(tmp_path / "best.npz")
             self.model.decoder.fc_out.weight.data[...] = np.nan
-        original_step(self, batch)
+        return original_step(self, idx)
     monkeypatch.setattr(Trainer, "step", poisoned_step)
     with pytest.raises(TrainingError) as info:
         train(Config(out=str(tmp_path), **dict(TINY, log_every=50)))

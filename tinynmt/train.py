@@ -6,6 +6,7 @@
     python -m tinynmt.train --resume runs/gpu            # continue from runs/gpu/last.npz
     python -m tinynmt.train --resume runs/gpu --epochs 20
     python -m tinynmt.train --preset strong              # BPE, tied embeddings, averaging, ...
+    mpiexec -n 2 python -m tinynmt.train                 # data-parallel on 2 ranks (tinynmt.distributed)
 
 The run folder gets config.json, metrics.jsonl (one JSON object per log window, epoch and
 test score), loss.png (with matplotlib), best.npz (best validation loss, or BLEU with
@@ -15,13 +16,16 @@ epochNNN.npz for the last N epochs and writes their mean, averaged.npz, at the e
 test split is scored once, with whichever of best.npz and averaged.npz validates better.
 --resume takes the run's saved config; only RESUME_OVERRIDES may be changed on the command
 line. Exit status: 0 done, 1 non-finite loss or an I/O failure, 2 bad input (one line
-`error: ...` on stderr), 130 interrupted (last.npz saved).
+`error: ...` on stderr), 130 interrupted (last.npz saved). Under mpiexec every rank stops at
+the same step, rank 0 alone prints and writes, and an error on any rank ends the whole job.
 
 From Python: `train(Config(...), should_stop=lambda step: ...)` returns a TrainResult.
 """
 import math
 import signal
 import sys
+import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -33,6 +37,8 @@ from .backend import BackendError, keep_freed_memory
 from .checkpoint import CheckpointError, load_checkpoint, read_config, resolve_checkpoint
 from .config import Config, ConfigError, build_parser
 from .data import DataError
+from .distributed import SINGLE
+from .distributed import init as init_distributed
 from .evaluate import evaluate_bleu
 from .runlog import RunLog, choose_run_dir
 from .trainer import Trainer, TrainingError, load_data
@@ -65,13 +71,16 @@ def resume_config(run, **overrides):
     return read_config(path).replace(resume=str(run), out=str(path.parent), **overrides)
 
 
-def _open_run(config):
+def _open_run(config, comm=SINGLE):
     """(config, run folder, trainer) for a new run, or for the run named by config.resume."""
+    comm.use_device(config.device)
     if not config.resume:
-        run_dir = choose_run_dir(config.out)
+        run_dir = choose_run_dir(config.out) if comm.is_root else Path(config.out or "runs")
         config = config.replace(out=str(run_dir))
-        trainer = Trainer.create(config, load_data(config))
-        run_dir.mkdir(parents=True, exist_ok=True)      # only once the data and model are fine
+        trainer = Trainer.create(config, load_data(config), comm)
+        trainer.join_ranks()
+        if comm.is_root:
+            run_dir.mkdir(parents=True, exist_ok=True)  # only once the data and model are fine
         return config, run_dir, trainer
     path = resolve_checkpoint(config.resume, "last.npz")
     ckpt = load_checkpoint(path, device=config.device)
@@ -82,7 +91,8 @@ def _open_run(config):
         raise ConfigError(f"resuming {path} with a different {name} ({getattr(config, name)!r}; "
                           f"the run used {getattr(ckpt.config, name)!r})")
     config = config.replace(out=str(path.parent))
-    trainer = Trainer.resume(config, load_data(config), ckpt)
+    trainer = Trainer.resume(config, load_data(config), ckpt, comm)
+    trainer.join_ranks()
     c = trainer.counters
     if c.epoch >= config.epochs:
         raise ConfigError(f"the run in {path.parent} already finished {c.epoch} epochs; "
@@ -93,15 +103,17 @@ def _open_run(config):
     return config, path.parent, trainer
 
 
-def train(config, should_stop=None):
-    """Train (or resume) as the config says; should_stop(step) -> True stops like Ctrl-C does."""
-    config, run_dir, trainer = _open_run(config)
-    log = RunLog(run_dir, config, trainer)
+def train(config, should_stop=None, comm=SINGLE):
+    """Train (or resume) as the config says; should_stop(step) -> True stops like Ctrl-C does.
+
+    With `comm` from tinynmt.distributed.init() every rank calls this; rank 0 scores the test."""
+    config, run_dir, trainer = _open_run(config, comm)
+    log = RunLog(run_dir, config, trainer, active=comm.is_root)
     try:
         log.start()
         status = run_epochs(trainer, log, run_dir, should_stop)
         test_loss = None
-        if status != "interrupted":
+        if status != "interrupted" and comm.is_root:
             chosen = average_last_epochs(trainer, log, run_dir) if config.average_last else "best.npz"
             test_loss = score_test(trainer, log, run_dir, chosen)
     except TrainingError as err:
@@ -117,6 +129,10 @@ def train(config, should_stop=None):
 def run_epochs(trainer, log, run_dir, should_stop):
     """The epoch loop; returns finished, early_stopped, max_steps or interrupted."""
     config, c = trainer.config, trainer.counters
+
+    def stopping():   # a signal to any rank stops every rank after the same step
+        return trainer.comm.any(should_stop is not None and should_stop(c.step))
+
     while c.epoch < config.epochs:
         if config.patience is not None and c.bad_epochs >= config.patience:
             log.early_stop()
@@ -125,16 +141,14 @@ def run_epochs(trainer, log, run_dir, should_stop):
         log.begin_epoch(len(plan))
         status = None
         for idx in plan[c.batch:]:
-            batch = trainer.train_batches.make_batch(idx)
-            trainer.step(batch)
-            log.after_step(batch)
+            log.after_step(trainer.step(idx))
             if config.save_every and c.step % config.save_every == 0:
                 trainer.sync()
                 trainer.save(run_dir / "last.npz")
             if config.max_steps is not None and c.step >= config.max_steps:
                 status = "max_steps"
                 break
-            if should_stop is not None and should_stop(c.step):
+            if stopping():
                 status = "interrupted"
                 break
         log.end_bar()
@@ -145,7 +159,7 @@ def run_epochs(trainer, log, run_dir, should_stop):
         end_epoch(trainer, log, run_dir, complete=c.batch >= len(plan))
         if status == "max_steps":
             return status
-        if should_stop is not None and should_stop(c.step):   # a signal during validation
+        if stopping():                                        # a signal during validation
             log.interrupted(None)
             return "interrupted"
     return "finished"
@@ -172,7 +186,7 @@ def end_epoch(trainer, log, run_dir, complete):
     if complete:
         if config.average_last:
             trainer.save(run_dir / f"epoch{c.epoch + 1:03}.npz", with_optimizer=False)
-            for old in epoch_checkpoints(run_dir)[:-config.average_last]:
+            for old in epoch_checkpoints(run_dir)[:-config.average_last] if trainer.comm.is_root else []:
                 old.unlink()
         trainer.next_epoch()
     trainer.save(run_dir / "last.npz")
@@ -190,7 +204,7 @@ def average_last_epochs(trainer, log, run_dir):
     if len(paths) < 2:
         return "best.npz"
     averaged = average_checkpoints(paths, run_dir / "averaged.npz")
-    loss, bleu = trainer.validate(averaged.model.to(trainer.config.device))
+    loss, bleu = trainer.validate(averaged.model.to(trainer.config.device), comm=SINGLE)
     better = trainer.is_better(loss, bleu)
     log.write_average([p.name for p in paths], loss, bleu, better)
     return "averaged.npz" if better else "best.npz"
@@ -200,7 +214,7 @@ def score_test(trainer, log, run_dir, chosen="best.npz"):
     """Test loss and perplexity of the chosen checkpoint on the test split, as the tutorial's
     last cell, and its greedy sacreBLEU (beam search: python -m tinynmt.evaluate --beam 5)."""
     ckpt = load_checkpoint(run_dir / chosen, device=trainer.config.device)
-    test_loss = trainer.evaluate(trainer.test_batches, ckpt.model)
+    test_loss = trainer.evaluate(trainer.test_batches, ckpt.model, comm=SINGLE)
     test = trainer.data.test
     bleu, _, _ = evaluate_bleu(ckpt.model, test.src_text, test.trg_text, ckpt.src_vocab,
                                ckpt.trg_vocab, ckpt.tokenizer, beam=1)
@@ -242,26 +256,41 @@ def config_from_args(args):
     return Config.from_preset(args.pop("preset", "tutorial"), **args)
 
 
+def fail(comm, message, status):
+    """Print an error; under mpiexec end every rank with `status` (rank 0 speaks first), else
+    return `status`. A rank that fails alone must not leave the others waiting forever."""
+    if comm.size > 1 and not comm.is_root:
+        time.sleep(1.0)              # rank 0 usually has the same error: let it print and abort
+        message = f"{message} (rank {comm.rank})"
+    print(message, file=sys.stderr, flush=True)
+    if comm.size > 1:
+        comm.abort(status)
+    return status
+
+
 def main(argv=None):
     """Run the CLI; return the exit status."""
     parser = build_parser(description="Train the tutorial's Transformer on Multi30k.")
     args = vars(parser.parse_args(argv))
     keep_freed_memory()
     flag = StopFlag()
+    comm = SINGLE
     try:
+        comm = init_distributed()
         config = config_from_args(args)
         flag.install()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked at each sync
-            result = train(config, should_stop=flag)
+            result = train(config, should_stop=flag, comm=comm)
     except (CheckpointError, DataError, BackendError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(comm, f"error: {err}", 2)
     except (TrainingError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return fail(comm, f"error: {err}", 1)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        return fail(comm, "error: interrupted", 130)
+    except Exception:
+        if comm.size == 1:
+            raise
+        return fail(comm, traceback.format_exc().rstrip(), 1)
     finally:
         flag.restore()
     if result.status == "interrupted":

@@ -2,7 +2,7 @@
 
     trainer = Trainer.create(config, data)            # or Trainer.resume(config, data, ckpt)
     for idx in trainer.train_batches.plan(epoch)[trainer.counters.batch:]:
-        trainer.step(trainer.train_batches.make_batch(idx))
+        trainer.step(idx)                              # the global batch of sentences idx
     trainer.sync()                                     # read the step losses back (host sync)
     valid_loss = trainer.evaluate(trainer.valid_batches)
 
@@ -11,6 +11,11 @@ zero_grad; backward; clip_grad_norm_; Adam step. Its loss and gradient norm stay
 arrays in `pending` until `sync()`, so a GPU step never waits for the host. Everything
 needed to continue bit for bit (NumPy backend) is in `train_state()`: counters, the
 dropout generator's state and the running sums; Adam's state goes in the checkpoint arrays.
+
+Data-parallel (`comm` from tinynmt.distributed, under mpiexec): each rank runs the step on
+its share of the global batch's rows and the gradients are summed before clipping, so every
+rank makes the one-process update; validation is split across the ranks and summed; only
+rank 0 writes files.
 
 Legend: B batch, S source length, T target length, V target vocabulary.
 """
@@ -23,10 +28,11 @@ import numpy as np
 from .autograd import no_grad
 from .backend import Generator, to_numpy, xp_for
 from .checkpoint import CheckpointError, save_checkpoint
-from .config import model_from_config
+from .config import ConfigError, model_from_config
 from .data import PAD_IDX, DataError, build_dataset, load_dataset, read_multi30k
-from .decoding import eval_mode
-from .evaluate import evaluate_bleu
+from .decoding import Translator, eval_mode
+from .distributed import SINGLE, first_different, fingerprint
+from .evaluate import sacrebleu_score
 from .nn import CrossEntropyLoss, set_dropout_generator
 from .optim import SCHEDULES, Adam, clip_grad_norm_
 
@@ -83,15 +89,38 @@ def load_data(config):
     return data
 
 
-def train_step(model, criterion, optimizer, src, trg, clip):
-    """The tutorial's step on one batch -> (loss, gradient norm), both still device arrays."""
+def train_step(model, criterion, optimizer, src, trg, clip, comm=SINGLE, share=1.0):
+    """The tutorial's step on one batch -> (loss, gradient norm), both still device arrays.
+
+    Data-parallel: src/trg are this rank's rows, which hold `share` of the global batch's
+    target tokens. The mean loss scaled by its share sums over ranks to the global mean, so
+    the all-reduced gradient is the one-process gradient; the returned loss is this rank's part.
+    """
     output, _ = model(src, trg[:, :-1])                                        # (B, T-1, V)
     loss = criterion(output.reshape(-1, output.shape[-1]), trg[:, 1:].reshape(-1))  # (B * (T-1), V)
+    if comm.size > 1:
+        loss = loss * share
     optimizer.zero_grad()
     loss.backward()
+    if comm.size > 1:
+        comm.allreduce_(optimizer.gather_grads())     # the one all-reduce of the step
     norm = clip_grad_norm_(optimizer.params, clip)
     optimizer.step()
     return loss.data, norm
+
+
+def shard_batch(batches, idx, comm=SINGLE):
+    """This rank's Batch of the global batch of sentences `idx` -> (batch, share, target tokens).
+
+    share: the rank's part of the global batch's predicted tokens (the loss's denominator);
+    target tokens: the global batch's. A rank left without rows (a batch smaller than the
+    world) reruns the last one with share 0, so it still takes part in the all-reduce.
+    """
+    n_pred = int(batches.trg.lengths[idx].sum()) - len(idx)
+    rows = comm.shard(idx)
+    batch = batches.make_batch(rows if len(rows) else idx[-1:])
+    share = batch.n_pred_tokens / max(n_pred, 1) if len(rows) else 0.0
+    return batch, share, n_pred + len(idx)
 
 
 def perplexity(loss):
@@ -102,11 +131,13 @@ def perplexity(loss):
 class Trainer:
     """The model, its optimizer and data for one run; see the module docstring."""
 
-    def __init__(self, config, data, model):
-        self.config, self.data = config, data
+    def __init__(self, config, data, model, comm=SINGLE):
+        self.config, self.data, self.comm = config, data, comm
         self.xp = xp_for(config.device)
         self.model = model.to(config.device).train()
-        self.generator = Generator(config.seed, config.device)
+        # dropout differs by rank; rank 0's stream is the one-process run's
+        seed = config.seed if comm.rank == 0 else [config.seed, comm.rank]
+        self.generator = Generator(seed, config.device)
         set_dropout_generator(self.model, self.generator)
         # built after .to(device): Adam turns each parameter into a view of its flat buffer
         self.optimizer = Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -122,13 +153,13 @@ class Trainer:
         self.saved_step = None  # the step of the last.npz written (or resumed from)
 
     @classmethod
-    def create(cls, config, data):
+    def create(cls, config, data, comm=SINGLE):
         """A fresh run: weights initialised from config.seed."""
         model = model_from_config(config, len(data.src_vocab), len(data.trg_vocab), PAD_IDX, PAD_IDX)
-        return cls(config, data, model)
+        return cls(config, data, model, comm)
 
     @classmethod
-    def resume(cls, config, data, ckpt):
+    def resume(cls, config, data, ckpt, comm=SINGLE):
         """Continue from a checkpoint's weights, Adam moments, RNG state and counters."""
         for side, ours, theirs in (("source", data.src_vocab, ckpt.src_vocab),
                                    ("target", data.trg_vocab, ckpt.trg_vocab)):
@@ -137,25 +168,33 @@ class Trainer:
                                       f"does not match the data's ({len(ours)} tokens)")
         if ckpt.optimizer_state is None or not ckpt.train_state:
             raise CheckpointError(f"{ckpt.path}: not resumable (no optimizer or training state)")
-        trainer = cls(config, data, ckpt.model)
+        ranks = ckpt.train_state.get("ranks", 1)
+        if ranks != comm.size:
+            raise CheckpointError(f"{ckpt.path}: the run was trained on {ranks} process(es); "
+                                  f"resume it with the same number (mpiexec -n {ranks})")
+        trainer = cls(config, data, ckpt.model, comm)
         trainer.optimizer.load_state_dict(ckpt.optimizer_state)
         try:
-            trainer.generator.set_state(ckpt.train_state["rng"])
+            rngs = ckpt.train_state["rank_rngs"] if comm.size > 1 else [ckpt.train_state["rng"]]
+            trainer.generator.set_state(rngs[comm.rank])
             trainer.counters = Counters.from_dict(ckpt.train_state["counters"])
             trainer.saved_step = trainer.counters.step
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"{ckpt.path}: bad training state ({type(err).__name__}: {err})") from None
         return trainer
 
-    def step(self, batch):
-        """One optimizer step on a batch; its loss stays on the device until sync()."""
+    def step(self, idx):
+        """One optimizer step on the global batch of sentences `idx` (this rank takes its share);
+        its loss stays on the device until sync(). Returns the global batch's target tokens."""
         c = self.counters
+        batch, share, n_trg_tokens = shard_batch(self.train_batches, idx, self.comm)
         self.optimizer.lr = self.schedule(c.step + 1, self.config.lr, self.config.warmup)
         loss, norm = train_step(self.model, self.criterion, self.optimizer, batch.src, batch.trg,
-                                self.config.clip)
+                                self.config.clip, self.comm, share)
         c.step += 1
         c.batch += 1
         self.pending.append((c.step, loss, norm))
+        return n_trg_tokens
 
     def sync(self):
         """Read pending losses back (one transfer), stop at a non-finite one, add them to the sums."""
@@ -163,6 +202,7 @@ class Trainer:
             return
         steps = [s for s, _, _ in self.pending]
         losses = to_numpy(self.xp.stack([loss for _, loss, _ in self.pending])).astype(np.float64)
+        losses = self.comm.sum(losses)        # the ranks' parts of each global batch's loss
         norms = to_numpy(self.xp.stack([self.xp.asarray(n) for _, _, n in self.pending])).astype(np.float64)
         self.pending = []
         for step, loss, norm in zip(steps, losses.tolist(), norms.tolist()):
@@ -190,32 +230,42 @@ class Trainer:
         c = self.counters
         c.epoch, c.batch, c.epoch_loss_sum, c.epoch_batches = c.epoch + 1, 0, 0.0, 0
 
-    def evaluate(self, batches, model=None):
+    def evaluate(self, batches, model=None, comm=None):
         """The tutorial's evaluate(): mean of the batch losses, no dropout, no graph.
 
-        The loss has no label smoothing: validation and test PPL measure the model alone."""
+        The loss has no label smoothing: validation and test PPL measure the model alone.
+        The ranks of `comm` (default: the run's) each take every size-th batch."""
         model = self.model if model is None else model
+        comm = self.comm if comm is None else comm
         losses = []
         with eval_mode(model), no_grad():
-            for batch in batches:
+            for idx in comm.shard(batches.plan()):
+                batch = batches.make_batch(idx)
                 output, _ = model(batch.src, batch.trg[:, :-1])            # (B, T-1, V)
                 loss = self.eval_criterion(output.reshape(-1, output.shape[-1]),
                                            batch.trg[:, 1:].reshape(-1))
                 losses.append(loss.data)
-        return float(to_numpy(self.xp.stack(losses)).astype(np.float64).mean()) if losses else math.nan
+        total = to_numpy(self.xp.stack(losses)).astype(np.float64).sum() if losses else 0.0
+        total, count = comm.sum([total, len(losses)])
+        return float(total / count) if count else math.nan
 
-    def valid_bleu(self, model=None):
-        """Greedy sacreBLEU of the validation split (what --select-by bleu compares)."""
+    def valid_bleu(self, model=None, comm=None):
+        """Greedy sacreBLEU of the validation split (what --select-by bleu compares); the ranks
+        of `comm` (default: the run's) each translate every size-th sentence."""
         model = self.model if model is None else model
-        val = self.data.val
-        bleu, _, _ = evaluate_bleu(model, val.src_text, val.trg_text, self.data.src_vocab,
-                                   self.data.trg_vocab, self.data.tokenizer, beam=1)
-        return bleu.score
+        comm = self.comm if comm is None else comm
+        val, data = self.data.val, self.data
+        translator = Translator(model, data.src_vocab, data.trg_vocab, data.tokenizer, beam=1)
+        hypotheses = [None] * len(val.src_text)
+        for rank, part in enumerate(comm.allgather(translator.translate(comm.shard(val.src_text)))):
+            hypotheses[rank::comm.size] = part
+        score, _ = sacrebleu_score(hypotheses, val.trg_text, lowercase=data.tokenizer.lower)
+        return score.score
 
-    def validate(self, model=None):
+    def validate(self, model=None, comm=None):
         """(validation loss, greedy validation BLEU or None) of a model (default: the one training)."""
-        loss = self.evaluate(self.valid_batches, model)
-        bleu = self.valid_bleu(model) if self.config.select_by == "bleu" else None
+        loss = self.evaluate(self.valid_batches, model, comm)
+        bleu = self.valid_bleu(model, comm) if self.config.select_by == "bleu" else None
         return loss, bleu
 
     def is_better(self, loss, bleu):
@@ -228,15 +278,37 @@ class Trainer:
         return loss < c.best_valid_loss
 
     def train_state(self):
-        """JSON-able state to continue exactly here (call sync() first)."""
+        """JSON-able state to continue exactly here (call sync() first; every rank calls it)."""
         assert not self.pending, "sync() before saving: pending losses would be lost"
-        return {"counters": asdict(self.counters), "rng": self.generator.get_state(),
-                "batches_in_epoch": len(self.train_batches.plan(self.counters.epoch))}
+        state = {"counters": asdict(self.counters), "rng": self.generator.get_state(),
+                 "batches_in_epoch": len(self.train_batches.plan(self.counters.epoch))}
+        if self.comm.size > 1:
+            state.update(ranks=self.comm.size, rank_rngs=self.comm.allgather(state["rng"]))
+        return state
 
     def save(self, path, with_optimizer=True):
-        """Write a checkpoint of the current state (resumable when with_optimizer)."""
-        save_checkpoint(path, self.model, self.config, self.data.src_vocab, self.data.trg_vocab,
-                        self.data.tokenizer, optimizer=self.optimizer if with_optimizer else None,
-                        train_state=self.train_state())
+        """Write a checkpoint of the current state (resumable when with_optimizer).
+
+        Every rank calls it (their dropout states are gathered); rank 0 alone writes."""
+        state = self.train_state()
+        if self.comm.is_root:
+            save_checkpoint(path, self.model, self.config, self.data.src_vocab, self.data.trg_vocab,
+                            self.data.tokenizer, optimizer=self.optimizer if with_optimizer else None,
+                            train_state=state)
         if with_optimizer:
             self.saved_step = self.counters.step
+
+    def join_ranks(self):
+        """Check that every rank has rank 0's config and data (else ConfigError), then give every
+        rank rank 0's weights. Every rank calls it once, before the first step."""
+        config = {k: v for k, v in self.config.to_dict().items() if k not in ("out", "resume")}
+        data = self.data
+        sizes = [len(data.src_vocab), len(data.trg_vocab), len(data.train), len(data.val), len(data.test)]
+        lengths = [int(self.train_batches.src.lengths.sum()), int(self.train_batches.trg.lengths.sum())]
+        for what, value in (("config", fingerprint(config)),
+                            ("data or checkpoint", fingerprint(sizes, lengths, self.counters.step))):
+            rank = first_different(self.comm, value)
+            if rank is not None:
+                raise ConfigError(f"rank {rank}'s {what} differs from rank 0's: start every rank "
+                                  f"with the same data and flags")
+        self.comm.broadcast_(self.optimizer.flat_param)
