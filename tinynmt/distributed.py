@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from .backend import BackendError, get_array_module
+from .backend import BackendError, cupy_module, get_array_module
 
 MPI_HINT = "pip install -e \".[mpi]\" (mpi4py and the mpich wheel, which ships mpiexec)"
 # Variables the common launchers set in every process they start: world size and rank.
@@ -142,7 +142,7 @@ class NCCL:
     """An NCCL communicator over one GPU per rank (by local rank); its id goes round by MPI."""
 
     def __init__(self, comm):
-        import cupy
+        cupy = cupy_module()
         from cupy.cuda import nccl
         count = cupy.cuda.runtime.getDeviceCount()
         if count < comm.local_size:
