@@ -233,5 +233,6 @@ def test_a_signal_to_the_job_saves_last_once_and_exits_130(tmp_path, sig):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, stderr
     assert stdout.count("Stopped at step") == 1 and len(records(out, "interrupted")) == 1
+    assert stdout.count("Resume with:") == 1 and f"mpiexec -n 2 python -m tinynmt.train --resume {out}" in stdout
     step = records(out, "interrupted")[0]["step"]
     assert load_checkpoint(out / "last.npz").train_state["counters"]["step"] == step

@@ -294,8 +294,10 @@ def main(argv=None):
     finally:
         flag.restore()
     if result.status == "interrupted":
-        print(f"interrupted at step {result.step}; last.npz saved. Resume with:\n"
-              f"    python -m tinynmt.train --resume {result.run_dir}", flush=True)
+        launcher = f"mpiexec -n {comm.size} " if comm.size > 1 else ""
+        if comm.is_root:
+            print(f"interrupted at step {result.step}; last.npz saved. Resume with:\n"
+                  f"    {launcher}python -m tinynmt.train --resume {result.run_dir}", flush=True)
         return 130
     return 0
 
