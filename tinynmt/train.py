@@ -27,6 +27,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import List, Optional
 
@@ -40,7 +41,7 @@ from .data import DataError
 from .distributed import SINGLE
 from .distributed import init as init_distributed
 from .evaluate import evaluate_bleu
-from .runlog import RunLog, choose_run_dir
+from .runlog import RunLog
 from .trainer import Trainer, TrainingError, load_data
 
 RESUME_OVERRIDES = ("epochs", "max_steps", "device", "log_every", "save_every", "progress", "plot")
@@ -69,6 +70,25 @@ def resume_config(run, **overrides):
                           f"allowed: {allowed}")
     path = resolve_checkpoint(run, "last.npz")
     return read_config(path).replace(resume=str(run), out=str(path.parent), **overrides)
+
+
+def choose_run_dir(out):
+    """The run folder to create (runs/<timestamp> by default); never one that holds a run."""
+    if out is None:
+        base = Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir, n = base, 1
+        while run_dir.exists():
+            n += 1
+            run_dir = base.with_name(f"{base.name}-{n}")
+    else:
+        run_dir = Path(out).expanduser()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} is a file, not a folder")
+    for name in ("last.npz", "best.npz"):
+        if (run_dir / name).exists():
+            raise ConfigError(f"{run_dir} already holds a run ({name}); continue it with "
+                              f"--resume {run_dir} or pick another --out")
+    return run_dir
 
 
 def _open_run(config, comm=SINGLE):
@@ -108,9 +128,9 @@ def train(config, should_stop=None, comm=SINGLE):
 
     With `comm` from tinynmt.distributed.init() every rank calls this; rank 0 scores the test."""
     config, run_dir, trainer = _open_run(config, comm)
-    log = RunLog(run_dir, config, trainer, active=comm.is_root)
+    log = RunLog(run_dir, config, active=comm.is_root)
     try:
-        log.start()
+        log.start(trainer.counters.step, header_lines(config, run_dir, trainer))
         status = run_epochs(trainer, log, run_dir, should_stop)
         test_loss = None
         if status != "interrupted" and comm.is_root:
@@ -126,6 +146,16 @@ def train(config, should_stop=None, comm=SINGLE):
     return TrainResult(status, run_dir, c.step, c.epoch, c.best_valid_loss, test_loss, list(c.history))
 
 
+def header_lines(config, run_dir, trainer):
+    """What a run prints first: the data, the model's size, where it trains and writes."""
+    ranks = trainer.comm.size
+    where = f"{ranks} ranks ({config.device})" if ranks > 1 else config.device
+    verb = f"Resuming at step {trainer.counters.step}" if config.resume else "Training"
+    return [*trainer.data.summary(),
+            f"The model has {trainer.model.num_parameters():,} trainable parameters",
+            f"{verb} on {where}; run folder {run_dir}"]
+
+
 def run_epochs(trainer, log, run_dir, should_stop):
     """The epoch loop; returns finished, early_stopped, max_steps or interrupted."""
     config, c = trainer.config, trainer.counters
@@ -135,13 +165,16 @@ def run_epochs(trainer, log, run_dir, should_stop):
 
     while c.epoch < config.epochs:
         if config.patience is not None and c.bad_epochs >= config.patience:
-            log.early_stop()
+            log.early_stop(c.step, c.epoch, c.bad_epochs, c.best_epoch)
             return "early_stopped"
         plan = trainer.train_batches.plan(c.epoch)
-        log.begin_epoch(len(plan))
+        log.begin_epoch(c.epoch + 1, c.batch, len(plan))
         status = None
         for idx in plan[c.batch:]:
-            log.after_step(trainer.step(idx))
+            log.count(trainer.step(idx))
+            if c.step % config.log_every == 0:
+                trainer.sync()                            # reading losses back waits for the device
+                log.step(c.step, c.epoch + 1, c.batch, *trainer.take_window(), trainer.optimizer.lr)
             if config.save_every and c.step % config.save_every == 0:
                 trainer.sync()
                 trainer.save(run_dir / "last.npz")
@@ -151,16 +184,17 @@ def run_epochs(trainer, log, run_dir, should_stop):
             if stopping():
                 status = "interrupted"
                 break
+        trainer.sync()
         log.end_bar()
         if status == "interrupted":
             trainer.save(run_dir / "last.npz")
-            log.interrupted(len(plan))
+            log.interrupted(c.step, c.epoch + 1, c.batch, len(plan))
             return status
         end_epoch(trainer, log, run_dir, complete=c.batch >= len(plan))
         if status == "max_steps":
             return status
         if stopping():                                        # a signal during validation
-            log.interrupted(None)
+            log.interrupted(c.step, c.epoch + 1, c.batch, None)
             return "interrupted"
     return "finished"
 
@@ -169,13 +203,13 @@ def end_epoch(trainer, log, run_dir, complete):
     """Validate, report, keep best.npz (and epochNNN.npz), write last.npz (the epoch may be
     cut short by max_steps)."""
     config, c = trainer.config, trainer.counters
-    trainer.sync()
     train_loss = c.epoch_loss_sum / max(c.epoch_batches, 1)
     valid_loss, valid_bleu = trainer.validate()
     if not math.isfinite(valid_loss):
         raise TrainingError(f"non-finite validation loss {valid_loss} after step {c.step}")
     is_best = trainer.is_better(valid_loss, valid_bleu)
-    record = log.epoch_record(train_loss, valid_loss, valid_bleu, is_best, partial=not complete)
+    record = log.epoch_record(c.epoch + 1, c.step, train_loss, valid_loss, valid_bleu, is_best,
+                              partial=not complete)
     c.history.append(record)
     if is_best:
         c.best_valid_loss, c.best_valid_bleu = valid_loss, valid_bleu
@@ -206,7 +240,7 @@ def average_last_epochs(trainer, log, run_dir):
     averaged = average_checkpoints(paths, run_dir / "averaged.npz")
     loss, bleu = trainer.validate(averaged.model.to(trainer.config.device), comm=SINGLE)
     better = trainer.is_better(loss, bleu)
-    log.write_average([p.name for p in paths], loss, bleu, better)
+    log.write_average(trainer.counters.step, [p.name for p in paths], loss, bleu, better)
     return "averaged.npz" if better else "best.npz"
 
 
@@ -218,7 +252,7 @@ def score_test(trainer, log, run_dir, chosen="best.npz"):
     test = trainer.data.test
     bleu, _, _ = evaluate_bleu(ckpt.model, test.src_text, test.trg_text, ckpt.src_vocab,
                                ckpt.trg_vocab, ckpt.tokenizer, beam=1)
-    log.write_test(test.name, chosen, test_loss, bleu)
+    log.write_test(trainer.counters.step, test.name, chosen, test_loss, bleu)
     return test_loss
 
 
