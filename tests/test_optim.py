@@ -6,7 +6,7 @@ import pytest
 
 from tinynmt.autograd import Tensor
 from tinynmt.nn import CrossEntropyLoss, Linear, Module, Parameter, build_transformer
-from tinynmt.optim import (SCHEDULES, Adam, AdamW, clip_grad_norm_, constant_lr,
+from tinynmt.optim import (SCHEDULES, Adam, AdamW, clip_grad_norm_, constant_lr, shared_buffer,
                            inverse_sqrt_lr)
 
 
@@ -85,6 +85,39 @@ def test_clip_grad_norm_skips_parameters_without_gradients(rng):
     assert global_norm([p.grad for p in params[:2]]) == pytest.approx(2.0, rel=1e-5)
     assert float(norm) > 2.0
     assert float(clip_grad_norm_([params[2]], 1.0)) == 0.0
+
+
+def adam_with_grads(rng, *shapes, scale=3.0):
+    """Parameters and an Adam over them, their .grad (views of Adam's flat buffer) filled."""
+    params = [Parameter(rng.standard_normal(shape).astype(np.float32)) for shape in shapes]
+    optimizer = Adam(params)
+    optimizer.zero_grad()
+    for p in params:
+        p.grad[...] = scale * rng.standard_normal(p.shape)
+    return params, optimizer
+
+
+def test_clip_grad_norm_sees_adams_flat_buffer_only_when_the_grads_fill_it(rng):
+    params, optimizer = adam_with_grads(rng, (3, 4), (5,), (2, 2))
+    assert shared_buffer([p.grad for p in params]) is optimizer.flat_grad
+    assert shared_buffer([p.grad for p in params[:2]]) is None          # a subset
+    params[1].grad = params[1].grad.copy()                              # one grad replaced
+    assert shared_buffer([p.grad for p in params]) is None
+
+
+def test_clip_grad_norm_on_the_flat_buffer_matches_per_parameter_clipping(rng):
+    params, optimizer = adam_with_grads(rng, (3, 4), (5,), (2, 2, 2))
+    before = [p.grad.copy() for p in params]
+    loose = params_with_grads(rng, (3, 4), (5,), (2, 2, 2))            # the same grads, not views
+    for p, g in zip(loose, before):
+        p.grad = g.copy()
+    norm, loose_norm = clip_grad_norm_(params, 1.0), clip_grad_norm_(loose, 1.0)
+    assert float(norm) == pytest.approx(global_norm(before), rel=1e-6)
+    assert float(norm) == pytest.approx(float(loose_norm), rel=1e-6)
+    for p, q in zip(params, loose):
+        assert p.grad.base is optimizer.flat_grad                        # scaled in place
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-6)
+    assert global_norm(optimizer.flat_grad) == pytest.approx(1.0, rel=1e-5)
 
 
 # ----- Adam and AdamW against their pseudocode

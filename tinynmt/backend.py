@@ -88,7 +88,7 @@ def scatter_add_rows(ids, values, num_rows):
     """Sum rows of `values` (N, D) into a (num_rows, D) array at rows `ids` (N,).
 
     NumPy's `np.add.at` is ~3x slower than sorting the ids and summing runs of equal ids
-    with `np.add.reduceat`; CuPy has an atomic scatter-add kernel.
+    with `np.add.reduceat`; CuPy's `add.at` is an atomic scatter-add kernel.
     """
     xp = get_array_module(values)
     out = xp.zeros((num_rows, values.shape[1]), dtype=values.dtype)
@@ -100,18 +100,13 @@ def scatter_add_rows(ids, values, num_rows):
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
         out[sorted_ids[starts]] = np.add.reduceat(values[order], starts, axis=0)
     else:
-        import cupyx
-        cupyx.scatter_add(out, ids, values)
+        xp.add.at(out, ids, values)      # CuPy >= 12 (cupyx.scatter_add is deprecated)
     return out
 
 
 def index_add(out, index, values):
     """out[index] += values, with repeated indices summed (for getitem's backward)."""
-    if get_array_module(out) is np:
-        np.add.at(out, index, values)
-    else:
-        import cupyx
-        cupyx.scatter_add(out, index, values)
+    get_array_module(out).add.at(out, index, values)
     return out
 
 

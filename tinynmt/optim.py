@@ -14,17 +14,38 @@ from .backend import get_array_module, to_device, to_numpy
 def clip_grad_norm_(parameters, max_norm):
     """Scale all gradients together so their global L2 norm is at most max_norm; return the norm.
 
-    The norm stays an array (a 0-d one) so a GPU step needs no host sync.
+    The norm stays an array (a 0-d one) so a GPU step needs no host sync. When the gradients
+    are together one flat buffer (Adam's `flat_grad`, after `zero_grad`), the norm and the
+    scaling are one operation each on that buffer instead of one per parameter.
     """
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return 0.0
+    flat = shared_buffer(grads)
+    if flat is not None:
+        grads = [flat]
     xp = get_array_module(grads[0])
     total = xp.sqrt(sum(xp.vdot(g.ravel(), g.ravel()) for g in grads))
     coef = xp.minimum(max_norm / (total + 1e-6), 1).astype(grads[0].dtype)
     for g in grads:
         g *= coef
     return total
+
+
+def shared_buffer(grads):
+    """The 1-D buffer that `grads` are all views of, when their sizes add up to its size.
+
+    That is Adam's flat_grad seen through its grad_views (one per parameter, side by side).
+    A .grad replaced by another array, or a subset of the parameters, gives None: then each
+    gradient is clipped on its own. (Views that overlapped each other and still added up to
+    the buffer's size would fool this; nothing in tinynmt makes them.)
+    """
+    base = grads[0].base
+    if base is None or base.ndim != 1 or any(g.base is not base for g in grads):
+        return None
+    if len({id(g) for g in grads}) != len(grads) or sum(g.size for g in grads) != base.size:
+        return None
+    return base
 
 
 class Adam:

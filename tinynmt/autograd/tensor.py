@@ -101,7 +101,11 @@ class Tensor:
 
     # ----- arithmetic (Python numbers take the tensor's dtype)
     def _pair(self, other):
-        return other if isinstance(other, Tensor) else Tensor(as_array(other, like=self.data))
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, (int, float)):
+            return scalar_tensor(other, self.dtype)
+        return Tensor(as_array(other, like=self.data))
 
     def __add__(self, other):
         return E.Add.apply(self, self._pair(other))
@@ -235,6 +239,17 @@ class Tensor:
         elif isinstance(index, tuple):
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         return S.GetItem.apply(self, index=index)
+
+
+def scalar_tensor(value, dtype):
+    """A Python number as a constant Tensor holding a NumPy scalar of `dtype`.
+
+    CuPy takes a NumPy scalar as a kernel argument, so `x * 0.5` on the GPU makes no 0-d
+    device array (and no host-to-device copy) per operation.
+    """
+    constant = Tensor(np.asarray(value, dtype=dtype))
+    constant.data = constant.data[()]      # the 0-d array's NumPy scalar
+    return constant
 
 
 def tensor(data, requires_grad=False, dtype=None, device="cpu"):

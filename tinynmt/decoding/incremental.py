@@ -24,8 +24,6 @@ L max output length, D hidden, H heads, Dh head dim, V target vocabulary.
 """
 from contextlib import contextmanager
 
-import numpy as np
-
 from ..autograd import Tensor, log_softmax
 from ..backend import get_array_module
 from ..data import SOS_IDX
@@ -66,7 +64,8 @@ class IncrementalDecoder:
         self.keys = [self.xp.empty(shape, dtype=dtype) for _ in decoder.layers]
         self.values = [self.xp.empty(shape, dtype=dtype) for _ in decoder.layers]
         # never generated: <pad> (its key would be masked out when training) and <sos>
-        self.forbidden = [model.trg_pad_idx, SOS_IDX]
+        self.forbidden = self.xp.asarray([model.trg_pad_idx, SOS_IDX])  # (2,), on the device once
+        self.positions = self.xp.arange(max_len)                        # (L,): step t reads [t:t+1]
         self.t = 0
 
     @property
@@ -79,7 +78,7 @@ class IncrementalDecoder:
         xp, dec, t = self.xp, self.decoder, self.t
         rows = tokens.shape[0]
         n, beams = self.n_sentences, self.beams
-        positions = np.array([t])                                      # (1,)
+        positions = self.positions[t:t + 1]                            # (1,), a device view
         x = dec.tok_embedding(tokens[:, None]) * dec.scale + dec.pos_embedding(positions)  # (R, 1, D)
         x = dec.dropout(x)
         attention = None
