@@ -154,7 +154,7 @@ def data():
 
 def test_training_clipping_adam_and_a_checkpoint_round_trip_call_only_cupy(log, data, tmp_path):
     trainer = Trainer.create(Config(out=str(tmp_path), **TINY), data)
-    batch = trainer.train_batches.make_batch(trainer.train_batches.plan(0)[0])
+    batch = trainer.train_batches.plan(0)[0]             # the sentence ids of one batch
     trainer.step(batch)
     assert log.scalar_uploads == [], "a training step copied Python numbers to the device"
     trainer.step(batch)
