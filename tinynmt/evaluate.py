@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .autograd import no_grad
-from .backend import BackendError, get_array_module, keep_freed_memory, synchronize
+from .backend import BackendError, get_array_module, keep_freed_memory, synchronize, to_numpy
 from .data import Batches, DataError, read_lines, read_multi30k
 from .data.textfile import check_parallel
 from .decoding import Translator, eval_mode
 from .decoding.translator import encode_source
-from .nn import CrossEntropyLoss
+from .nn import CrossEntropyLoss, teacher_forced_loss
 from .translate import USAGE_ERROR, CLIError, add_decoding_options, check_decoding_options, load, warn
 
 
@@ -88,16 +88,15 @@ def evaluate_loss(model, src_lines, trg_lines, src_vocab, trg_vocab, tokenizer, 
     if not src_ids:
         return LossResult(math.nan, math.nan, 0)
     criterion = CrossEntropyLoss(ignore_index=model.trg_pad_idx)
-    batch_losses, nll_sum, n_tokens = [], 0.0, 0
+    losses, counts = [], []
     with eval_mode(model):
         for batch in Batches(src_ids, trg_ids, batch_size=batch_size, max_tokens=max_tokens):
-            logits, _ = model(batch.src, batch.trg[:, :-1])                  # (B, T-1, V)
-            logits = logits.reshape(-1, logits.shape[-1])                    # (B*(T-1), V)
-            target = batch.trg[:, 1:].reshape(-1)                            # (B*(T-1),)
-            batch_losses.append(criterion(logits, target).item())
-            nll_sum += batch_losses[-1] * batch.n_pred_tokens
-            n_tokens += batch.n_pred_tokens
-    return LossResult(float(np.mean(batch_losses)), nll_sum / n_tokens, n_tokens)
+            losses.append(teacher_forced_loss(model, criterion, batch.src, batch.trg).data)
+            counts.append(batch.n_pred_tokens)
+    xp = get_array_module(losses[0])
+    losses = to_numpy(xp.stack(losses)).astype(np.float64)      # one transfer for all batches
+    n_tokens = int(sum(counts))
+    return LossResult(float(losses.mean()), float(losses @ np.array(counts)) / n_tokens, n_tokens)
 
 
 def build_parser():

@@ -6,8 +6,8 @@
     trainer.sync()                                     # read the step losses back (host sync)
     valid_loss = trainer.evaluate(trainer.valid_batches)
 
-A step is the tutorial's: output, _ = model(src, trg[:, :-1]); loss over trg[:, 1:];
-zero_grad; backward; clip_grad_norm_; Adam step. Its loss and gradient norm stay device
+A step is the tutorial's: the loss of the model reading trg[:, :-1] against trg[:, 1:]
+(nn.teacher_forced_loss); zero_grad; backward; clip_grad_norm_; Adam step. Its loss and gradient norm stay device
 arrays in `pending` until `sync()`, so a GPU step never waits for the host. Everything
 needed to continue bit for bit (NumPy backend) is in `train_state()`: counters, the
 dropout generator's state and the running sums; Adam's state goes in the checkpoint arrays.
@@ -33,7 +33,7 @@ from .data import PAD_IDX, DataError, build_dataset, load_dataset, read_multi30k
 from .decoding import Translator, eval_mode
 from .distributed import SINGLE, first_different, fingerprint
 from .evaluate import sacrebleu_score
-from .nn import CrossEntropyLoss, set_dropout_generator
+from .nn import CrossEntropyLoss, set_dropout_generator, teacher_forced_loss
 from .optim import SCHEDULES, Adam, clip_grad_norm_
 
 
@@ -96,8 +96,7 @@ def train_step(model, criterion, optimizer, src, trg, clip, comm=SINGLE, share=1
     target tokens. The mean loss scaled by its share sums over ranks to the global mean, so
     the all-reduced gradient is the one-process gradient; the returned loss is this rank's part.
     """
-    output, _ = model(src, trg[:, :-1])                                        # (B, T-1, V)
-    loss = criterion(output.reshape(-1, output.shape[-1]), trg[:, 1:].reshape(-1))  # (B * (T-1), V)
+    loss = teacher_forced_loss(model, criterion, src, trg)
     if comm.size > 1:
         loss = loss * share
     optimizer.zero_grad()
@@ -241,10 +240,7 @@ class Trainer:
         with eval_mode(model), no_grad():
             for idx in comm.shard(batches.plan()):
                 batch = batches.make_batch(idx)
-                output, _ = model(batch.src, batch.trg[:, :-1])            # (B, T-1, V)
-                loss = self.eval_criterion(output.reshape(-1, output.shape[-1]),
-                                           batch.trg[:, 1:].reshape(-1))
-                losses.append(loss.data)
+                losses.append(teacher_forced_loss(model, self.eval_criterion, batch.src, batch.trg).data)
         total = to_numpy(self.xp.stack(losses)).astype(np.float64).sum() if losses else 0.0
         total, count = comm.sum([total, len(losses)])
         return float(total / count) if count else math.nan

@@ -2,7 +2,7 @@
 from . import init
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
 from .layers import Dropout, Embedding, LayerNorm, Linear, set_dropout_generator
-from .loss import CrossEntropyLoss
+from .loss import CrossEntropyLoss, teacher_forced_loss
 from .module import Module, ModuleList, Parameter
 from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer, Seq2Seq,
                           build_transformer, tie_embeddings)
@@ -10,4 +10,5 @@ from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer, Seq2Seq,
 __all__ = ["CrossEntropyLoss", "Decoder", "DecoderLayer", "Dropout", "Embedding", "Encoder",
            "EncoderLayer", "LayerNorm", "Linear", "Module", "ModuleList",
            "MultiHeadAttentionLayer", "Parameter", "PositionwiseFeedforwardLayer", "Seq2Seq",
-           "build_transformer", "init", "set_dropout_generator", "tie_embeddings"]
+           "build_transformer", "init", "set_dropout_generator", "teacher_forced_loss",
+           "tie_embeddings"]

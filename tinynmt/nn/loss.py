@@ -22,3 +22,9 @@ class CrossEntropyLoss:
                              f"{logits.shape} and {target.shape}")
         return cross_entropy(logits, to_device(target, logits.device),
                              ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
+
+
+def teacher_forced_loss(model, criterion, src, trg):
+    """The tutorial's loss: the model reads trg[:, :-1] and is scored on predicting trg[:, 1:]."""
+    output, _ = model(src, trg[:, :-1])                                        # (B, T-1, V)
+    return criterion(output.reshape(-1, output.shape[-1]), trg[:, 1:].reshape(-1))  # (B * (T-1), V)
