@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Optional, get_args
 
 from .backend import DEVICES
+from .cli import OneLineParser
 from .optim import SCHEDULES
 
 
@@ -205,13 +206,6 @@ def _optional(convert):
         return None if text.lower() == "none" else convert(text)
     parse.__name__ = convert.__name__  # argparse names the type in its error messages
     return parse
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line, like every other error here."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def build_parser(prog="python -m tinynmt.train", description=None):

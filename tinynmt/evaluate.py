@@ -25,12 +25,13 @@ import numpy as np
 
 from .autograd import no_grad
 from .backend import BackendError, get_array_module, keep_freed_memory, synchronize, to_numpy
+from .cli import OneLineParser, report_error
 from .data import Batches, DataError, read_lines, read_multi30k
 from .data.textfile import check_parallel
 from .decoding import Translator, eval_mode
 from .decoding.translator import encode_source
 from .nn import CrossEntropyLoss, teacher_forced_loss
-from .translate import USAGE_ERROR, CLIError, add_decoding_options, check_decoding_options, load, warn
+from .translate import CLIError, add_decoding_options, check_decoding_options, load, warn
 
 
 def sacrebleu_score(hypotheses, references, lowercase):
@@ -100,10 +101,9 @@ def evaluate_loss(model, src_lines, trg_lines, src_vocab, trg_vocab, tokenizer, 
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m tinynmt.evaluate", description=__doc__.splitlines()[0],
         epilog=__doc__[__doc__.index("Loss:"):], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.error = lambda message: parser.exit(USAGE_ERROR, f"error: {message} (see --help)\n")
     parser.add_argument("--checkpoint", required=True, metavar="PATH",
                         help="checkpoint file, or run folder (uses its best.npz)")
     parser.add_argument("--split", metavar="NAME",
@@ -175,8 +175,7 @@ def main(argv=None):
     try:
         return run(args)
     except (CLIError, DataError, BackendError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return USAGE_ERROR
+        return report_error(err)
     except KeyboardInterrupt:
         return 130
 

@@ -36,6 +36,7 @@ import numpy as np
 from .average import average_checkpoints
 from .backend import BackendError, keep_freed_memory
 from .checkpoint import CheckpointError, load_checkpoint, read_config, resolve_checkpoint
+from .cli import report_error
 from .config import Config, ConfigError, build_parser
 from .data import DataError
 from .distributed import SINGLE
@@ -291,12 +292,12 @@ def config_from_args(args):
 
 
 def fail(comm, message, status):
-    """Print an error; under mpiexec end every rank with `status` (rank 0 speaks first), else
+    """Report an error; under mpiexec end every rank with `status` (rank 0 speaks first), else
     return `status`. A rank that fails alone must not leave the others waiting forever."""
     if comm.size > 1 and not comm.is_root:
         time.sleep(1.0)              # rank 0 usually has the same error: let it print and abort
         message = f"{message} (rank {comm.rank})"
-    print(message, file=sys.stderr, flush=True)
+    report_error(message, status)
     if comm.size > 1:
         comm.abort(status)
     return status
@@ -316,11 +317,11 @@ def main(argv=None):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked at each sync
             result = train(config, should_stop=flag, comm=comm)
     except (CheckpointError, DataError, BackendError, ConfigError) as err:
-        return fail(comm, f"error: {err}", 2)
+        return fail(comm, err, 2)
     except (TrainingError, OSError) as err:
-        return fail(comm, f"error: {err}", 1)
+        return fail(comm, err, 1)
     except KeyboardInterrupt:
-        return fail(comm, "error: interrupted", 130)
+        return fail(comm, "interrupted", 130)
     except Exception:
         if comm.size == 1:
             raise

@@ -24,9 +24,9 @@ import argparse
 import sys
 
 from .backend import DEVICES, BackendError, keep_freed_memory
+from .cli import OneLineParser, report_error
 from .data import DataError
 
-USAGE_ERROR = 2
 DEFAULT_MAX_LEN = 50  # the tutorial's translate_sentence
 
 
@@ -83,10 +83,9 @@ def load(path, device):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m tinynmt.translate", description=__doc__.splitlines()[0],
         epilog=__doc__[__doc__.index("Output:"):], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.error = lambda message: parser.exit(USAGE_ERROR, f"error: {message} (see --help)\n")
     parser.add_argument("sentences", nargs="*", metavar="SENTENCE", help="sentences to translate")
     parser.add_argument("--checkpoint", required=True, metavar="PATH",
                         help="checkpoint file, or run folder (uses its best.npz)")
@@ -189,8 +188,7 @@ def main(argv=None):
     try:
         return run(args)
     except CLIError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return USAGE_ERROR
+        return report_error(err)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

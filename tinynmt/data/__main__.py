@@ -11,6 +11,7 @@ import sys
 from dataclasses import asdict, fields
 from typing import List, Optional
 
+from ..cli import OneLineParser, report_error
 from .dataset import DataConfig, load_dataset
 from .errors import DataError
 
@@ -29,16 +30,9 @@ _HELP = {
 _INT_FIELDS = {"min_freq", "max_size", "max_len"}
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line, like every other error here."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Build the command line from DataConfig's fields."""
-    parser = _OneLineParser(prog="python -m tinynmt.data",
+    parser = OneLineParser(prog="python -m tinynmt.data",
                             description="Load a translation dataset and print its sizes.")
     for f in fields(DataConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -56,11 +50,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         data = load_dataset(**asdict(config))
     except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        return report_error("interrupted", 130)
     print("\n".join(data.summary()))
     return 0
 
