@@ -39,9 +39,34 @@ PRESETS = {
 }
 
 
-def option(default, help):
-    """A dataclass field with its command-line help text."""
-    return field(default=default, metadata={"help": help})
+# The limits a field's value must keep, declared beside the field: each returns the error
+# message for a bad value, or None.
+def positive(name, value):
+    return None if value >= 1 else f"{name} must be a positive integer, got {value}"
+
+
+def probability(name, value):
+    return None if 0 <= value < 1 else f"{name} must be in [0, 1), got {value}"
+
+
+def above_zero(name, value):
+    return None if value > 0 else f"{name} must be positive, got {value}"
+
+
+def not_negative(name, value):
+    return None if value >= 0 else f"{name} must be >= 0, got {value}"
+
+
+def one_of(choices):
+    """A limit: the value is one of `choices`."""
+    def check(name, value):
+        return None if value in choices else f"unknown {name} {value!r}; valid: {', '.join(choices)}"
+    return check
+
+
+def option(default, help, limit=None):
+    """A dataclass field with its command-line help text and the limit its value keeps."""
+    return field(default=default, metadata={"help": help, "limit": limit})
 
 
 @dataclass
@@ -54,60 +79,68 @@ class Config:
     tokenizer: str = option("whitespace", "tokenizer: whitespace (the tutorial's), unicode, or bpe "
                                           "(subwords learned from the training data)")
     bpe_merges: Optional[int] = option(None, "with --tokenizer bpe: merges to learn (one table for "
-                                             "both languages)")
+                                             "both languages)", positive)
     lower: bool = option(True, "lowercase the text before tokenizing")
     share_vocab: bool = option(False, "one vocabulary built from both languages' training text "
                                       "(with --tie-embeddings the encoder shares it too)")
-    min_freq: int = option(2, "keep tokens seen at least this often in the training data")
+    min_freq: int = option(2, "keep tokens seen at least this often in the training data", positive)
     data_dir: Optional[str] = option(None, "folder with hand-placed {split}.{lang}[.gz] files, "
                                            "looked in first")
     max_len: Optional[int] = option(None, "drop training pairs with more ids than this, <sos>/<eos> "
-                                          "included (none: max_length, the model's positions)")
+                                          "included (none: max_length, the model's positions)", positive)
     test: str = option("test_2016_flickr", "Multi30k test split scored at the end")
     limit_train: Optional[int] = option(None, "use only the first N training pairs (tests, smoke runs); "
-                                              "the vocabularies come from those pairs")
+                                              "the vocabularies come from those pairs", positive)
     limit_eval: Optional[int] = option(None, "use only the first N validation and N test pairs "
-                                             "(tests, smoke runs)")
+                                             "(tests, smoke runs)", positive)
     # model
-    hid_dim: int = option(256, "model width (embedding and hidden size)")
-    enc_layers: int = option(3, "encoder layers")
-    dec_layers: int = option(3, "decoder layers")
-    enc_heads: int = option(8, "encoder attention heads (must divide hid_dim)")
-    dec_heads: int = option(8, "decoder attention heads (must divide hid_dim)")
-    enc_pf_dim: int = option(512, "encoder feed-forward inner size")
-    dec_pf_dim: int = option(512, "decoder feed-forward inner size")
-    enc_dropout: float = option(0.1, "encoder dropout probability")
-    dec_dropout: float = option(0.1, "decoder dropout probability")
-    max_length: int = option(100, "positions the model can embed (longest sentence, <sos>/<eos> included)")
+    hid_dim: int = option(256, "model width (embedding and hidden size)", positive)
+    enc_layers: int = option(3, "encoder layers", positive)
+    dec_layers: int = option(3, "decoder layers", positive)
+    enc_heads: int = option(8, "encoder attention heads (must divide hid_dim)", positive)
+    dec_heads: int = option(8, "decoder attention heads (must divide hid_dim)", positive)
+    enc_pf_dim: int = option(512, "encoder feed-forward inner size", positive)
+    dec_pf_dim: int = option(512, "decoder feed-forward inner size", positive)
+    enc_dropout: float = option(0.1, "encoder dropout probability", probability)
+    dec_dropout: float = option(0.1, "decoder dropout probability", probability)
+    max_length: int = option(100, "positions the model can embed (longest sentence, <sos>/<eos> "
+                                  "included)", positive)
     tie_embeddings: bool = option(False, "the decoder's output layer uses its embedding matrix "
                                          "(and the encoder's, with --share-vocab)")
     # optimisation
-    lr: float = option(5e-4, "Adam learning rate (the peak one with --schedule inverse_sqrt)")
-    batch_size: Optional[int] = option(64, "sentences per batch (a cap when --max-tokens is set)")
-    max_tokens: Optional[int] = option(None, "token budget per batch: padded max(S, T) * B stays under it")
-    clip: float = option(1.0, "clip the global gradient norm to this")
-    epochs: int = option(10, "passes over the training data")
+    lr: float = option(5e-4, "Adam learning rate (the peak one with --schedule inverse_sqrt)",
+                       above_zero)
+    batch_size: Optional[int] = option(64, "sentences per batch (a cap when --max-tokens is set)",
+                                       positive)
+    max_tokens: Optional[int] = option(None, "token budget per batch: padded max(S, T) * B stays "
+                                             "under it", positive)
+    clip: float = option(1.0, "clip the global gradient norm to this", above_zero)
+    epochs: int = option(10, "passes over the training data", positive)
     max_steps: Optional[int] = option(None, "stop after this many optimizer steps in all (validating and "
-                                            "saving first)")
-    schedule: str = option("constant", "learning-rate schedule: constant (the tutorial's) or inverse_sqrt")
-    warmup: int = option(4000, "warmup steps of the inverse_sqrt schedule")
-    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss")
-    weight_decay: float = option(0.0, "Adam's L2 weight decay")
+                                            "saving first)", positive)
+    schedule: str = option("constant", "learning-rate schedule: constant (the tutorial's) or "
+                                       "inverse_sqrt", one_of(tuple(SCHEDULES)))
+    warmup: int = option(4000, "warmup steps of the inverse_sqrt schedule", positive)
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss", probability)
+    weight_decay: float = option(0.0, "Adam's L2 weight decay", not_negative)
     seed: int = option(1234, "seed of the weights, the batch order and dropout")
     select_by: str = option("loss", "validation metric that picks best.npz and drives --patience: "
-                                    "loss, or bleu (greedy sacreBLEU of the validation split)")
+                                    "loss, or bleu (greedy sacreBLEU of the validation split)",
+                          one_of(SELECT_BY))
     patience: Optional[int] = option(None, "stop early after this many epochs without a better "
-                                           "validation metric (none: run every epoch)")
+                                           "validation metric (none: run every epoch)", positive)
     average_last: Optional[int] = option(None, "keep the last N epochs' weights and average them "
                                                "at the end into averaged.npz; the test then scores "
-                                               "whichever of best.npz/averaged.npz validates better")
+                                               "whichever of best.npz/averaged.npz validates "
+                                               "better", positive)
     # running
-    device: str = option("cpu", "cpu (NumPy) or cuda (CuPy)")
+    device: str = option("cpu", "cpu (NumPy) or cuda (CuPy)", one_of(DEVICES))
     out: Optional[str] = option(None, "run folder for checkpoints and logs (none: runs/<timestamp>)")
     resume: Optional[str] = option(None, "continue the run in this folder from its last.npz")
-    log_every: int = option(50, "log the running loss every N steps (each log waits for the device)")
+    log_every: int = option(50, "log the running loss every N steps (each log waits for the "
+                                "device)", positive)
     save_every: Optional[int] = option(None, "also write last.npz every N steps (it is always "
-                                             "written at epoch ends)")
+                                             "written at epoch ends)", positive)
     progress: bool = option(True, "show a progress bar on a terminal (else a log line every "
                                   "--log-every steps)")
     plot: bool = option(True, "draw loss.png in the run folder (needs matplotlib)")
@@ -127,22 +160,10 @@ class Config:
                 raise ConfigError(f"{f.name} must be {kind.__name__}, got {value!r}")
             if kind is float:
                 object.__setattr__(self, f.name, float(value))
-        positive = ["min_freq", "hid_dim", "enc_layers", "dec_layers", "enc_heads", "dec_heads",
-                    "enc_pf_dim", "dec_pf_dim", "max_length", "epochs", "warmup", "log_every",
-                    "batch_size", "max_tokens", "max_steps", "limit_train", "limit_eval",
-                    "save_every", "max_len", "bpe_merges", "patience", "average_last"]
-        for name in positive:
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value}")
-        for name in ("enc_dropout", "dec_dropout", "label_smoothing"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("lr", "clip"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+            limit = f.metadata["limit"]
+            problem = limit(f.name, value) if limit is not None else None
+            if problem:
+                raise ConfigError(problem)
         if self.batch_size is None and self.max_tokens is None:
             raise ConfigError("give batch_size, max_tokens or both")
         for side in ("enc", "dec"):
@@ -152,12 +173,6 @@ class Config:
         if self.max_len is not None and self.max_len > self.max_length:
             raise ConfigError(f"max_len={self.max_len} is longer than the model's "
                               f"max_length={self.max_length}")
-        if self.select_by not in SELECT_BY:
-            raise ConfigError(f"unknown select_by {self.select_by!r}; valid: {', '.join(SELECT_BY)}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"unknown device {self.device!r}; valid: {', '.join(DEVICES)}")
 
     @property
     def train_max_len(self):
