@@ -5,18 +5,18 @@
     Config.from_dict(config.to_dict()) == config
     parser = build_parser(); args = parser.parse_args(["--hid-dim", "128", "--no-lower"])
 
-Every field has a help line in its metadata; the parser gives each field one flag
-(`hid_dim` -> `--hid-dim`, booleans as `--lower/--no-lower`, optional numbers accept
-`none`). Its defaults are argparse.SUPPRESS, so `vars(args)` holds only the flags given:
-what `--resume` needs to tell overrides from defaults.
+Every field has a help line and its limit beside it (tinynmt.cli.option); the parser gives
+each field one flag (`hid_dim` -> `--hid-dim`, booleans as `--lower/--no-lower`, optional
+numbers accept `none`). `vars(args)` holds only the flags given: what `--resume` needs to
+tell overrides from defaults.
 """
-import argparse
 import dataclasses
-from dataclasses import dataclass, field, fields
-from typing import Optional, get_args
+from dataclasses import dataclass, fields
+from typing import Optional
 
 from .backend import DEVICES
-from .cli import OneLineParser
+from .cli import (above_zero, base_type, is_optional, not_negative, one_of, option, parser_from_fields,
+                  positive, probability)
 from .optim import SCHEDULES
 
 
@@ -37,36 +37,6 @@ PRESETS = {
                    schedule="inverse_sqrt", lr=1e-3, warmup=1000, batch_size=64, epochs=16,
                    select_by="bleu", patience=5, average_last=5),
 }
-
-
-# The limits a field's value must keep, declared beside the field: each returns the error
-# message for a bad value, or None.
-def positive(name, value):
-    return None if value >= 1 else f"{name} must be a positive integer, got {value}"
-
-
-def probability(name, value):
-    return None if 0 <= value < 1 else f"{name} must be in [0, 1), got {value}"
-
-
-def above_zero(name, value):
-    return None if value > 0 else f"{name} must be positive, got {value}"
-
-
-def not_negative(name, value):
-    return None if value >= 0 else f"{name} must be >= 0, got {value}"
-
-
-def one_of(choices):
-    """A limit: the value is one of `choices`."""
-    def check(name, value):
-        return None if value in choices else f"unknown {name} {value!r}; valid: {', '.join(choices)}"
-    return check
-
-
-def option(default, help, limit=None):
-    """A dataclass field with its command-line help text and the limit its value keeps."""
-    return field(default=default, metadata={"help": help, "limit": limit})
 
 
 @dataclass
@@ -152,8 +122,8 @@ class Config:
         """Raise ConfigError naming the first bad value."""
         for f in fields(self):
             value = getattr(self, f.name)
-            kind = _base(f.type)
-            if value is None and _is_optional(f.type):
+            kind = base_type(f.type)
+            if value is None and is_optional(f.type):
                 continue
             expected = (int, float) if kind is float else kind   # JSON may write 1.0 as 1
             if not isinstance(value, expected) or (kind is not bool and isinstance(value, bool)):
@@ -205,37 +175,9 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
-def _base(annotation):
-    """The plain type of a field: int for both int and Optional[int]."""
-    args = [a for a in get_args(annotation) if a is not type(None)]
-    return args[0] if args else annotation
-
-
-def _is_optional(annotation):
-    return type(None) in get_args(annotation)
-
-
-def _optional(convert):
-    """An argparse type that also accepts 'none' (for Optional fields)."""
-    def parse(text):
-        return None if text.lower() == "none" else convert(text)
-    parse.__name__ = convert.__name__  # argparse names the type in its error messages
-    return parse
-
-
 def build_parser(prog="python -m tinynmt.train", description=None):
-    """One flag per Config field; only the flags given end up in the parsed namespace."""
-    parser = OneLineParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
-    for f in fields(Config):
-        flag = "--" + f.name.replace("_", "-")
-        kind = _base(f.type)
-        shown = "none" if f.default is None else f.default
-        help_text = f"{f.metadata['help']} (default: {shown})".replace("%", "%%")
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
-            continue
-        convert = _optional(kind) if _is_optional(f.type) else kind
-        parser.add_argument(flag, type=convert, metavar=kind.__name__.upper(), help=help_text)
+    """One flag per Config field (see cli.parser_from_fields), and --preset."""
+    parser = parser_from_fields(Config, prog, description)
     parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe "
                         "(its values are in tinynmt/config.py's PRESETS); flags given override it "
                         "(default: tutorial)")
