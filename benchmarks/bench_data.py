@@ -47,8 +47,8 @@ def main():
     toks = [get_tokenizer("whitespace").tokenize(s) for s in src_train]
     vocab = stage("build vocab train de (min_freq 2)", lambda: Vocab.build(toks, min_freq=2))
     stage("encode train de", lambda: encode_sentences(toks, vocab))
-    data = stage("load_dataset() whitespace, end to end", lambda: load_dataset("de", "en", progress=False))
-    stage("load_dataset() unicode, end to end", lambda: load_dataset("de", "en", tokenizer="unicode", progress=False))
+    data = stage("load_dataset() whitespace, end to end", lambda: load_dataset(src="de", trg="en", progress=False))
+    stage("load_dataset() unicode, end to end", lambda: load_dataset(src="de", trg="en", tokenizer="unicode", progress=False))
     batches = data.train.batches(batch_size=64, shuffle=True, seed=1234)
     stage("one training epoch of batches (454 x 64)", lambda: sum(len(b) for b in batches.epoch(0)))
     tokens = data.train.batches(batch_size=None, max_tokens=2000, shuffle=True, seed=1234)

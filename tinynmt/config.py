@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Optional
 
 from .backend import DEVICES
+from .data import DataConfig
 from .cli import (above_zero, base_type, is_optional, not_negative, one_of, option, parser_from_fields,
                   positive, probability)
 from .optim import SCHEDULES
@@ -148,6 +149,12 @@ class Config:
     def train_max_len(self):
         """The length limit for training pairs that the data loader applies."""
         return self.max_len if self.max_len is not None else self.max_length
+
+    def data_config(self):
+        """The data options of this run, as tinynmt.data takes them."""
+        return DataConfig(src=self.src, trg=self.trg, tokenizer=self.tokenizer, bpe_merges=self.bpe_merges,
+                          lower=self.lower, share_vocab=self.share_vocab, min_freq=self.min_freq,
+                          max_len=self.train_max_len, data_dir=self.data_dir, test=self.test)
 
     def to_dict(self):
         """A JSON-ready dict of every field."""

@@ -68,11 +68,9 @@ class Counters:
 
 def load_data(config):
     """Multi30k per the config, cut to limit_train / limit_eval pairs when they are set."""
-    common = dict(tokenizer=config.tokenizer, lower=config.lower, min_freq=config.min_freq,
-                  max_len=config.train_max_len, bpe_merges=config.bpe_merges,
-                  share_vocab=config.share_vocab)
+    data_config = config.data_config()
     if config.limit_train is None and config.limit_eval is None:
-        data = load_dataset(config.src, config.trg, data_dir=config.data_dir, test=config.test, **common)
+        data = load_dataset(data_config)
     else:
         if config.test in ("train", "val"):
             raise DataError(f"the test split cannot be {config.test!r}")
@@ -80,8 +78,7 @@ def load_data(config):
                  for name in ("train", "val", config.test)]
         limits = (config.limit_train, config.limit_eval, config.limit_eval)
         pairs = [tuple(side[:limit] for side in pair) for pair, limit in zip(pairs, limits)]
-        data = build_dataset(*pairs, src_lang=config.src, trg_lang=config.trg,
-                             test_name=config.test, **common)
+        data = build_dataset(*pairs, data_config)
     for split in (data.val, data.test):  # val/test pairs are never dropped: they must fit the model
         longest = max((len(ids) for ids in split.src_ids + split.trg_ids), default=0)
         if longest > config.max_length:

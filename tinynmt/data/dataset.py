@@ -1,11 +1,13 @@
 """A ready-to-train dataset: splits tokenized, filtered, encoded, with both vocabularies.
 
-    data = load_dataset(src="de", trg="en")                 # Multi30k, the tutorial's setup
+    data = load_dataset()                                   # Multi30k, the tutorial's setup
+    data = load_dataset(DataConfig(tokenizer="bpe", bpe_merges=8000))   # or one config object
+    data = load_dataset(tokenizer="bpe", bpe_merges=8000)   # the same: changes to the defaults
     data.src_vocab, data.trg_vocab, data.tokenizer
     data.train.src_ids[0]                                   # [SOS_IDX, ..., EOS_IDX]
     for batch in data.train.batches(shuffle=True, seed=1234).epoch(k): ...
     for batch in data.val.batches(): ...                    # sorted, no shuffle
-    data = load_parallel(train=("a.de", "a.en"), val=(...), test=(...))   # any corpus
+    data = load_parallel(("a.de", "a.en"), (...), (...), src="de", trg="en")   # any corpus
 
 Policy, the same for every split and every corpus:
 - Empty pairs: a pair where either side has no tokens (empty or whitespace-only line)
@@ -24,9 +26,11 @@ Policy, the same for every split and every corpus:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from ..cli import option
 from .batching import Batches, encode_sentences
 from .errors import DataError
 from .multi30k import SPLITS, read_multi30k
@@ -40,18 +44,37 @@ Pair = Tuple[Sequence[str], Sequence[str]]
 
 @dataclass
 class DataConfig:
-    """Data options; the fields are `load_dataset`'s keyword arguments and the CLI's flags."""
+    """Every data option: what load_dataset, load_parallel and build_dataset take, and the flags
+    of `python -m tinynmt.data`. Values are checked where they are used (DataError)."""
 
-    src: str = "de"
-    trg: str = "en"
-    tokenizer: str = "whitespace"
-    lower: bool = True
-    min_freq: int = 2
-    max_size: Optional[int] = None
-    max_len: Optional[int] = None
-    data_dir: Optional[str] = None
-    test: str = "test_2016_flickr"
-    download: bool = True
+    src: str = option("de", "source language: cs, de, en or fr (a label for other corpora)")
+    trg: str = option("en", "target language: cs, de, en or fr (a label for other corpora)")
+    tokenizer: Union[str, Tokenizer] = option("whitespace", "whitespace (the tutorial's), unicode, "
+                                              "or bpe (subwords learned from the training split)")
+    bpe_merges: Optional[int] = option(None, "with tokenizer bpe: merges to learn (one table for "
+                                             "both languages)")
+    lower: bool = option(True, "lowercase before tokenizing")
+    share_vocab: bool = option(False, "one vocabulary built from both languages' training text")
+    min_freq: int = option(2, "keep tokens seen at least this often in train")
+    max_size: Optional[int] = option(None, "cap on vocabulary tokens after the 4 specials")
+    max_len: Optional[int] = option(None, "drop training pairs longer than this many ids "
+                                          "(<sos>/<eos> included)")
+    data_dir: Optional[str] = option(None, "folder with hand-placed {split}.{lang}[.gz] files, "
+                                           "looked in first")
+    test: str = option("test_2016_flickr", "test split: test_2016_flickr, test_2017_flickr, "
+                                           "test_2017_mscoco, test_2018_flickr (a label for other corpora)")
+    download: bool = option(True, "download missing Multi30k files into the cache")
+
+    def replace(self, **changes) -> "DataConfig":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _config(config: Optional[DataConfig], changes, multi30k: bool = True) -> DataConfig:
+    """`config` with keyword changes applied; the default is DataConfig(), or for other corpora
+    one that labels the languages and the test split "src", "trg" and "test"."""
+    default = DataConfig() if multi30k else DataConfig(src="src", trg="trg", test="test")
+    return (config or default).replace(**changes)
 
 
 @dataclass
@@ -129,41 +152,51 @@ def _make_split(name: str, pair: Pair, tokenizer: Tokenizer, max_len: Optional[i
     return split
 
 
-def _resolve_tokenizer(tokenizer: Union[str, Tokenizer], lower: bool, bpe_merges: Optional[int]):
-    """Check the tokenizer name and merge count early; "bpe" stays a name until train is read."""
+def _check_tokenizer(config: DataConfig) -> None:
+    """Fail early (before any file is read) on a bad tokenizer name or merge count."""
+    tokenizer, bpe_merges = config.tokenizer, config.bpe_merges
     if isinstance(tokenizer, Tokenizer):
         if bpe_merges is not None:
             raise DataError("bpe_merges is for tokenizer='bpe' (a name); a Tokenizer object is used as is")
-        return tokenizer
-    if tokenizer == "bpe":
+    elif tokenizer == "bpe":
         if bpe_merges is None or isinstance(bpe_merges, bool) or not isinstance(bpe_merges, int) or bpe_merges < 0:
             raise DataError(f"tokenizer 'bpe' needs bpe_merges, an int >= 0 (e.g. 10000), got {bpe_merges!r}")
-        return tokenizer
-    if bpe_merges is not None:
+    elif bpe_merges is not None:
         raise DataError(f"bpe_merges is only for tokenizer='bpe', not {tokenizer!r}")
-    return get_tokenizer(tokenizer, lower=lower)
+    else:
+        get_tokenizer(tokenizer, lower=config.lower)
 
 
-def build_dataset(train: Pair, val: Pair, test: Pair, tokenizer: Union[str, Tokenizer] = "whitespace",
-                  lower: bool = True, min_freq: int = 2, max_size: Optional[int] = None,
-                  max_len: Optional[int] = None, src_lang: str = "src", trg_lang: str = "trg",
-                  test_name: str = "test", bpe_merges: Optional[int] = None,
-                  share_vocab: bool = False) -> TranslationData:
-    """Tokenize, filter and encode (src_lines, trg_lines) pairs; vocabularies come from train."""
-    tokenizer = _resolve_tokenizer(tokenizer, lower, bpe_merges)
-    if tokenizer == "bpe":  # one joint merge table from the training split only
-        tokenizer = BPETokenizer.learn(list(train[0]) + list(train[1]), bpe_merges, lower=lower)
+def _resolve_tokenizer(config: DataConfig, train: Pair) -> Tokenizer:
+    """The Tokenizer the config names; "bpe" learns one joint merge table from the training split."""
+    _check_tokenizer(config)
+    if isinstance(config.tokenizer, Tokenizer):
+        return config.tokenizer
+    if config.tokenizer == "bpe":
+        return BPETokenizer.learn(list(train[0]) + list(train[1]), config.bpe_merges, lower=config.lower)
+    return get_tokenizer(config.tokenizer, lower=config.lower)
+
+
+def build_dataset(train: Pair, val: Pair, test: Pair, config: Optional[DataConfig] = None,
+                  **changes) -> TranslationData:
+    """Tokenize, filter and encode (src_lines, trg_lines) pairs; vocabularies come from train.
+
+    config.src / config.trg / config.test label the languages and the test split."""
+    config = _config(config, changes, multi30k=False)
+    max_len, min_freq, max_size, test_name = config.max_len, config.min_freq, config.max_size, config.test
     if test_name in ("train", "val"):
-        raise DataError(f"test_name {test_name!r} would hide the {test_name} split; use another name")
+        raise DataError(f"the test split cannot be named {test_name!r}: it would hide the {test_name} "
+                        f"split")
     if max_len is not None and max_len < 3:
         raise DataError(f"max_len must be >= 3 (<sos>, one token, <eos>), got {max_len}")
+    tokenizer = _resolve_tokenizer(config, train)
     splits: Dict[str, Split] = {}
     for name, pair in (("train", train), ("val", val), (test_name, test)):
         splits[name] = _make_split(name, pair, tokenizer, max_len, is_train=name == "train")
     tr = splits["train"]
     if not len(tr):
         raise DataError(f"no training pairs left (dropped {tr.n_empty} empty, {tr.n_too_long} over max_len={max_len})")
-    if share_vocab:
+    if config.share_vocab:
         src_vocab = trg_vocab = Vocab.build(tr.src_tokens + tr.trg_tokens, min_freq=min_freq,
                                             max_size=max_size)
     else:
@@ -172,32 +205,25 @@ def build_dataset(train: Pair, val: Pair, test: Pair, tokenizer: Union[str, Toke
     for split in splits.values():
         split.src_ids = encode_sentences(split.src_tokens, src_vocab)
         split.trg_ids = encode_sentences(split.trg_tokens, trg_vocab)
-    return TranslationData(src_lang, trg_lang, tokenizer, src_vocab, trg_vocab,
+    return TranslationData(config.src, config.trg, tokenizer, src_vocab, trg_vocab,
                            splits["train"], splits["val"], splits[test_name])
 
 
-def load_dataset(src: str = "de", trg: str = "en", tokenizer: Union[str, Tokenizer] = "whitespace",
-                 lower: bool = True, min_freq: int = 2, max_size: Optional[int] = None,
-                 max_len: Optional[int] = None, data_dir=None, test: str = "test_2016_flickr",
-                 download: bool = True, progress: bool = True, bpe_merges: Optional[int] = None,
-                 share_vocab: bool = False) -> TranslationData:
+def load_dataset(config: Optional[DataConfig] = None, progress: bool = True, **changes) -> TranslationData:
     """Load Multi30k for a language pair: train, val and the `test` split, ready to batch."""
-    if test not in SPLITS or test in ("train", "val"):
-        raise DataError(f"unknown test split {test!r}; valid: {', '.join(SPLITS[2:])}")
-    tokenizer = _resolve_tokenizer(tokenizer, lower, bpe_merges)  # a bad name fails before any file is read
-    pairs = [read_multi30k(name, src, trg, data_dir, download, progress) for name in ("train", "val", test)]
-    return build_dataset(*pairs, tokenizer=tokenizer, lower=lower, min_freq=min_freq, max_size=max_size,
-                         max_len=max_len, src_lang=src, trg_lang=trg, test_name=test, bpe_merges=bpe_merges,
-                         share_vocab=share_vocab)
+    config = _config(config, changes)
+    if config.test not in SPLITS or config.test in ("train", "val"):
+        raise DataError(f"unknown test split {config.test!r}; valid: {', '.join(SPLITS[2:])}")
+    _check_tokenizer(config)
+    pairs = [read_multi30k(name, config.src, config.trg, config.data_dir, config.download, progress)
+             for name in ("train", "val", config.test)]
+    return build_dataset(*pairs, config)
 
 
-def load_parallel(train: Pair, val: Pair, test: Pair, tokenizer: Union[str, Tokenizer] = "whitespace",
-                  lower: bool = True, min_freq: int = 2, max_size: Optional[int] = None,
-                  max_len: Optional[int] = None, src_lang: str = "src", trg_lang: str = "trg",
-                  bpe_merges: Optional[int] = None, share_vocab: bool = False) -> TranslationData:
+def load_parallel(train: Pair, val: Pair, test: Pair, config: Optional[DataConfig] = None,
+                  **changes) -> TranslationData:
     """Load any parallel corpus given as (src_path, trg_path) file pairs, plain or .gz."""
-    tokenizer = _resolve_tokenizer(tokenizer, lower, bpe_merges)
+    config = _config(config, changes, multi30k=False)
+    _check_tokenizer(config)
     pairs = [read_parallel(s, t) for s, t in (train, val, test)]
-    return build_dataset(*pairs, tokenizer=tokenizer, lower=lower, min_freq=min_freq, max_size=max_size,
-                         max_len=max_len, src_lang=src_lang, trg_lang=trg_lang, bpe_merges=bpe_merges,
-                         share_vocab=share_vocab)
+    return build_dataset(*pairs, config)
