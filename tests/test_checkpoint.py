@@ -198,13 +198,12 @@ while True:
 def test_kill_9_during_saves_never_leaves_a_broken_checkpoint(tmp_path, delay):
     path = tmp_path / "last.npz"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-c", SAVE_FOREVER, str(path)], env=env,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline() == "saved\n"
-        load_checkpoint(path)          # a reader during the saves sees a whole file
-        time.sleep(delay)              # then kill it somewhere inside a later save
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    with subprocess.Popen([sys.executable, "-c", SAVE_FOREVER, str(path)], env=env,
+                          stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout.readline() == "saved\n"
+            load_checkpoint(path)          # a reader during the saves sees a whole file
+            time.sleep(delay)              # then kill it somewhere inside a later save
+        finally:
+            proc.send_signal(signal.SIGKILL)
     assert load_checkpoint(path).config.hid_dim == 64

@@ -50,6 +50,7 @@ def small_run(tmp_path_factory):
     return out, result
 
 
+@pytest.mark.slow
 def test_cli_trains_and_writes_the_run_folder(small_run):
     out, result = small_run
     assert result.returncode == 0, result.stderr

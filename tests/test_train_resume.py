@@ -66,6 +66,7 @@ def test_same_seed_same_losses_other_seed_other_losses(reference, tmp_path):
     assert step_losses(tmp_path / "seed")[0] != step_losses(out)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_at", [3, 5, 12])   # mid-epoch, at an epoch's last batch, later
 def test_interrupted_then_resumed_is_the_uninterrupted_run(reference, tmp_path, stop_at):
     out, full = reference
@@ -80,6 +81,7 @@ def test_interrupted_then_resumed_is_the_uninterrupted_run(reference, tmp_path, 
     assert_same_arrays(tmp_path / "last.npz", out / "last.npz")
 
 
+@pytest.mark.slow
 def test_max_steps_then_resume_with_more_steps(reference, tmp_path):
     out, _ = reference
     cut = train(Config(out=str(tmp_path), **dict(TINY, max_steps=7)))

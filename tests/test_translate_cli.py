@@ -81,25 +81,25 @@ def test_bad_lines_in_a_file(run_dir, tmp_path, beam):
 
 def test_stdin_is_answered_line_by_line(run_dir):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "tinynmt.translate", "--checkpoint", str(run_dir),
-                             "--max-len", "9"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=ROOT, env=env)
-    try:
-        expected = library_translations(run_dir, ["ein hund läuft", "", "zwei kinder"], max_len=9)
-        answers = []
-        for line in (b"ein hund l\xc3\xa4uft\n", b"\xfe\xfe\n", b"zwei kinder\n"):
-            proc.stdin.write(line)
-            proc.stdin.flush()
-            # the answer must come while stdin is still open: flushed per line
-            ready, _, _ = select.select([proc.stdout], [], [], 60)
-            assert ready, "no answer within 60 s: the line was not flushed"
-            answers.append(proc.stdout.readline().decode("utf-8").rstrip("\n"))
-        proc.stdin.close()
-        assert proc.wait(timeout=60) == 0
-        assert answers == expected
-        assert "<stdin> line 2: not valid UTF-8" in proc.stderr.read().decode()
-    finally:
-        proc.kill()
+    with subprocess.Popen([sys.executable, "-m", "tinynmt.translate", "--checkpoint", str(run_dir),
+                           "--max-len", "9"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, cwd=ROOT, env=env) as proc:
+        try:
+            expected = library_translations(run_dir, ["ein hund läuft", "", "zwei kinder"], max_len=9)
+            answers = []
+            for line in (b"ein hund l\xc3\xa4uft\n", b"\xfe\xfe\n", b"zwei kinder\n"):
+                proc.stdin.write(line)
+                proc.stdin.flush()
+                # the answer must come while stdin is still open: flushed per line
+                ready, _, _ = select.select([proc.stdout], [], [], 60)
+                assert ready, "no answer within 60 s: the line was not flushed"
+                answers.append(proc.stdout.readline().decode("utf-8").rstrip("\n"))
+            proc.stdin.close()
+            assert proc.wait(timeout=60) == 0
+            assert answers == expected
+            assert "<stdin> line 2: not valid UTF-8" in proc.stderr.read().decode()
+        finally:
+            proc.kill()
 
 
 def test_missing_checkpoint_is_one_line_error(tmp_path):

@@ -119,12 +119,13 @@ def read_arrays(path, only_meta=False):
     """The arrays in the .npz (only "meta" if asked) and its parsed meta, or a CheckpointError."""
     path = resolve_checkpoint(path)
     try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{path}: not a tinynmt checkpoint (a single .npy array)")
-        with npz:
-            keys = [k for k in npz.files if k == "meta" or not only_meta]
-            arrays = {key: npz[key] for key in keys}
+        with open(path, "rb") as f:          # ours to close, also when np.load fails half-way
+            npz = np.load(f, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise CheckpointError(f"{path}: not a tinynmt checkpoint (a single .npy array)")
+            with npz:
+                keys = [k for k in npz.files if k == "meta" or not only_meta]
+                arrays = {key: npz[key] for key in keys}
     except _READ_ERRORS as err:
         reason = str(err).split(". ")[0]
         if "pickled" in reason:
