@@ -27,7 +27,7 @@ from benchmarks.runners import TinynmtRunner, TorchRunner, median_time  # noqa: 
 from benchmarks.decoding import decode_timings  # noqa: E402
 from tinynmt.checkpoint import load_checkpoint  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
-from tinynmt.backend import keep_freed_memory  # noqa: E402
+from tinynmt.speed import keep_freed_memory  # noqa: E402
 from tinynmt.nn import build_transformer  # noqa: E402
 
 

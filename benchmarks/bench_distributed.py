@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.runners import TorchRunner, median_time  # noqa: E402
-from tinynmt.backend import Generator, keep_freed_memory  # noqa: E402
+from tinynmt.backend import Generator  # noqa: E402
+from tinynmt.speed import keep_freed_memory  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
 from tinynmt.distributed import init  # noqa: E402
 from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator  # noqa: E402

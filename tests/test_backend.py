@@ -161,7 +161,7 @@ def test_device_round_trip_on_gpu():
 
 def test_keep_freed_memory_applies_on_glibc():
     import platform
-    from tinynmt.backend import keep_freed_memory
+    from tinynmt.speed import keep_freed_memory
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("glibc only")
     assert keep_freed_memory() is True

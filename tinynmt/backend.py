@@ -5,10 +5,11 @@ This is the only module that imports CuPy, and only when a tensor or module is m
 one code path. Where NumPy and CuPy differ (scatter-add, random numbers, host copies,
 synchronisation) a helper below hides the difference.
 """
-import ctypes
 import sys
 
 import numpy as np
+
+from .speed import keep_mask_from_bits, scatter_add_sorted
 
 DEVICES = ("cpu", "cuda")
 CUPY_HINT = ("CuPy is not installed: install the GPU extra that matches your CUDA driver, "
@@ -85,22 +86,12 @@ def synchronize(xp):
 
 
 def scatter_add_rows(ids, values, num_rows):
-    """Sum rows of `values` (N, D) into a (num_rows, D) array at rows `ids` (N,).
-
-    NumPy's `np.add.at` is ~3x slower than sorting the ids and summing runs of equal ids
-    with `np.add.reduceat`; CuPy's `add.at` is an atomic scatter-add kernel.
-    """
+    """Sum rows of `values` (N, D) into a (num_rows, D) array at rows `ids` (N,)."""
     xp = get_array_module(values)
     out = xp.zeros((num_rows, values.shape[1]), dtype=values.dtype)
-    if ids.size == 0:
-        return out
     if xp is np:
-        order = np.argsort(ids, kind="stable")                      # (N,)
-        sorted_ids = ids[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        out[sorted_ids[starts]] = np.add.reduceat(values[order], starts, axis=0)
-    else:
-        xp.add.at(out, ids, values)      # CuPy >= 12 (cupyx.scatter_add is deprecated)
+        return scatter_add_sorted(out, ids, values)    # speed.py: np.add.at(out, ids, values), faster
+    xp.add.at(out, ids, values)                        # CuPy >= 12: an atomic scatter-add kernel
     return out
 
 
@@ -108,24 +99,6 @@ def index_add(out, index, values):
     """out[index] += values, with repeated indices summed (for getitem's backward)."""
     get_array_module(out).add.at(out, index, values)
     return out
-
-
-def keep_freed_memory():
-    """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the OS.
-
-    A training step allocates and frees the same large temporaries (logits, gradients) at
-    every step. By default each is a fresh mmap whose pages fault on first touch, which cost
-    10-25% of a CPU step here (benchmarks/RESULTS.md). Process-wide, so the programs call it,
-    not the library; returns False where it does not apply (no glibc).
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)       # the largest glibc accepts
-                and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
-                and libc.mallopt(M_TOP_PAD, 256 << 20))
 
 
 class Generator:
@@ -158,15 +131,9 @@ class Generator:
         return self._gpu_rng().random_sample(shape, dtype=dtype)
 
     def keep_mask(self, shape, p):
-        """A boolean mask, True with probability 1 - p (dropout keeps those elements).
-
-        On the CPU it compares 16 random bits per element with round(p * 2^16): raw bits
-        are ~3x cheaper to draw than float uniforms, and p is exact to 1/65536.
-        """
-        if self.device == "cpu":
-            n = int(np.prod(shape))
-            bits = self.host.bit_generator.random_raw((n + 3) // 4).view(np.uint16)[:n]
-            return (bits >= np.uint16(min(round(p * 65536), 65535))).reshape(shape)
+        """A boolean mask, True with probability 1 - p (dropout keeps those elements)."""
+        if self.device == "cpu":       # speed.py: `random(shape) >= p` from cheaper raw bits
+            return keep_mask_from_bits(self.host.bit_generator, shape, p)
         return self._gpu_rng().random_sample(shape, dtype=np.float32) >= p
 
     def get_state(self):

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .autograd import no_grad
-from .backend import BackendError, get_array_module, keep_freed_memory, synchronize, to_numpy
+from .backend import BackendError, get_array_module, synchronize, to_numpy
 from .cli import OneLineParser, report_error
 from .data import Batches, DataError, read_lines, read_multi30k
 from .data.textfile import check_parallel
 from .decoding import Translator, eval_mode
 from .decoding.translator import encode_source
 from .nn import CrossEntropyLoss, teacher_forced_loss
+from .speed import keep_freed_memory
 from .translate import CLIError, add_decoding_options, check_decoding_options, load, warn
 
 

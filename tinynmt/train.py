@@ -34,7 +34,7 @@ from typing import List, Optional
 import numpy as np
 
 from .average import average_checkpoints
-from .backend import BackendError, keep_freed_memory
+from .backend import BackendError
 from .checkpoint import CheckpointError, load_checkpoint, read_config, resolve_checkpoint
 from .cli import report_error
 from .config import Config, ConfigError, build_parser
@@ -43,6 +43,7 @@ from .distributed import SINGLE
 from .distributed import init as init_distributed
 from .evaluate import evaluate_bleu
 from .runlog import RunLog
+from .speed import keep_freed_memory
 from .trainer import Trainer, TrainingError, load_data
 
 RESUME_OVERRIDES = ("epochs", "max_steps", "device", "log_every", "save_every", "progress", "plot")

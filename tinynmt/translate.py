@@ -23,9 +23,10 @@ Bad input:
 import argparse
 import sys
 
-from .backend import DEVICES, BackendError, keep_freed_memory
+from .backend import DEVICES, BackendError
 from .cli import OneLineParser, report_error
 from .data import DataError
+from .speed import keep_freed_memory
 
 DEFAULT_MAX_LEN = 50  # the tutorial's translate_sentence
 

@@ -32,6 +32,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..backend import get_array_module, to_numpy
 from ..data import EOS_IDX, SOS_IDX
+from ..speed import top_k_blocked
 from .incremental import IncrementalDecoder, eval_mode
 
 
@@ -93,41 +94,18 @@ def greedy_search(model, src, max_len=50, lenpen=1.0):
     return _unpack(out, total, lenpen)
 
 
-def _top_k_direct(scores, k):
+def _top_k(scores, k):
     """Indices of the k largest entries of each row of scores (n, M), best first -> (n, k)."""
+    return top_k_blocked(get_array_module(scores), scores, k, _top_k_plain)  # speed.py: by blocks
+
+
+def _top_k_plain(scores, k):
+    """_top_k by argpartition over every score."""
     xp = get_array_module(scores)
     m = scores.shape[1]
     part = xp.argpartition(scores, m - k, axis=1)[:, m - k:]             # (n, k) unordered
     order = xp.argsort(-xp.take_along_axis(scores, part, axis=1), axis=1)  # (n, k)
     return xp.take_along_axis(part, order, axis=1)
-
-
-def _block_size(m, k):
-    """A block length that divides m into at least 4k blocks, or None (then select directly)."""
-    for size in (64, 60, 56, 50, 48, 45, 42, 40, 36, 32):
-        if m % size == 0 and m // size >= 4 * k:
-            return size
-    return None
-
-
-def _top_k(scores, k):
-    """Indices of the k largest entries of each row of scores (n, M), best first -> (n, k).
-
-    NumPy's argpartition costs ~13 ns an element, most of a beam step over K * V scores.
-    The k best all lie in the k blocks with the largest maxima (a block holding one of them
-    has a maximum at least as large as it), so: block maxima (a fast reduction), the best k
-    blocks, then select among their k * C entries only.
-    """
-    xp = get_array_module(scores)
-    n, m = scores.shape
-    size = _block_size(m, k)
-    if size is None:
-        return _top_k_direct(scores, k)
-    blocks = scores.reshape(n, m // size, size)                            # (n, m/C, C)
-    best_blocks = _top_k_direct(blocks.max(axis=2), k)                     # (n, k)
-    candidates = xp.take_along_axis(blocks, best_blocks[:, :, None], axis=1).reshape(n, k * size)  # (n, k*C)
-    best = _top_k_direct(candidates, k)                                    # (n, k) into candidates
-    return xp.take_along_axis(best_blocks, best // size, axis=1) * size + best % size
 
 
 class _Finished:
