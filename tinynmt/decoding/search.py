@@ -49,8 +49,9 @@ class Hypotheses:
 
 
 def length_penalty(length, lenpen):
-    """length ** lenpen as float32 (never float64: it divides float32 scores)."""
-    return np.float32(float(length) ** lenpen)
+    """length ** lenpen in float32 (never float64: it divides float32 scores), for a number
+    of tokens or a host array of them."""
+    return (np.asarray(length, dtype=np.float64) ** lenpen).astype(np.float32)[()]
 
 
 def _unpack(out, total_log_prob, lenpen):
@@ -59,8 +60,7 @@ def _unpack(out, total_log_prob, lenpen):
     is_eos = out == EOS_IDX                                            # (N, L)
     finished = is_eos.any(axis=1)                                      # (N,)
     lengths = np.where(finished, is_eos.argmax(axis=1) + 1, out.shape[1])  # (N,) tokens, <eos> included
-    norm = (lengths.astype(np.float64) ** lenpen).astype(np.float32)   # (N,)
-    scores = to_numpy(total_log_prob) / norm
+    scores = to_numpy(total_log_prob) / length_penalty(lengths, lenpen)  # (N,)
     tokens = [row[:n - f].tolist() for row, n, f in zip(out, lengths, finished)]
     return Hypotheses(tokens, scores, finished)
 
