@@ -1,14 +1,15 @@
 """Layers, losses and the tutorial's Transformer, composed from autograd ops."""
 from . import init
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
+from .cache import DecoderCache, KVCache
 from .layers import Dropout, Embedding, LayerNorm, Linear, set_dropout_generator
 from .loss import CrossEntropyLoss, teacher_forced_loss
 from .module import Module, ModuleList, Parameter
 from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer, Seq2Seq,
                           build_transformer, tie_embeddings)
 
-__all__ = ["CrossEntropyLoss", "Decoder", "DecoderLayer", "Dropout", "Embedding", "Encoder",
-           "EncoderLayer", "LayerNorm", "Linear", "Module", "ModuleList",
+__all__ = ["CrossEntropyLoss", "Decoder", "DecoderCache", "DecoderLayer", "Dropout", "Embedding",
+           "Encoder", "EncoderLayer", "KVCache", "LayerNorm", "Linear", "Module", "ModuleList",
            "MultiHeadAttentionLayer", "Parameter", "PositionwiseFeedforwardLayer", "Seq2Seq",
            "build_transformer", "init", "set_dropout_generator", "teacher_forced_loss",
            "tie_embeddings"]

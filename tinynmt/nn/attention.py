@@ -1,6 +1,7 @@
 """Multi-head attention and the position-wise feed-forward block, as in the tutorial.
 
-Legend: B batch, Q query length, K key length, D hidden (hid_dim), H heads, Dh head dim, P pf_dim.
+Legend: B batch, Q query length, K key length, D hidden (hid_dim), H heads, Dh head dim, P pf_dim;
+decoding with beam search: N sentences, beams rows each (B = N * beams queries, N keys/values).
 """
 import math
 
@@ -41,12 +42,25 @@ class MultiHeadAttentionLayer(Module):
         x = x.permute(0, 2, 1, 3).reshape(Q.shape[0], -1, self.hid_dim)  # (B, Q, D)
         return self.fc_o(x), attention
 
-    def forward(self, query, key, value, mask=None):
-        """query (B, Q, D), key/value (B, K, D), mask broadcastable to (B, H, Q, K)."""
+    def forward(self, query, key, value, mask=None, cache=None):
+        """query (B, Q, D), key/value (B, K, D), mask broadcastable to (B, H, Q, K).
+
+        Decoding passes `cache`, a KVCache (nn/cache.py): keys/values kept from earlier steps;
+        with beams > 1 the attention weights are then (N, H, beams * Q, K)."""
+        if cache is not None and cache.beams > 1:               # a sentence's beams: its query positions
+            query = query.reshape(-1, cache.beams * query.shape[1], self.hid_dim)  # (N*beams, Q, D) -> (N, beams*Q, D)
         Q = self.split_heads(self.fc_q(query))                  # (B, H, Q, Dh)
-        K = self.split_heads(self.fc_k(key))                    # (B, H, K, Dh)
-        V = self.split_heads(self.fc_v(value))                  # (B, H, K, Dh)
-        return self.attend(Q, K, V, mask)
+        if cache is not None and cache.complete:                # cross-attention after the first step:
+            K, V = cache.keys_values()                          # the encoder output's, (B, H, K, Dh)
+        else:
+            K = self.split_heads(self.fc_k(key))                # (B, H, K, Dh)
+            V = self.split_heads(self.fc_v(value))              # (B, H, K, Dh)
+            if cache is not None:                               # keep them; self-attention gets every
+                K, V = cache.update(K, V)                       # position so far, (B, H, t, Dh)
+        x, attention = self.attend(Q, K, V, mask)
+        if cache is not None and cache.beams > 1:
+            x = x.reshape(-1, x.shape[1] // cache.beams, self.hid_dim)  # (N, beams*Q, D) -> (N*beams, Q, D)
+        return x, attention
 
 
 class PositionwiseFeedforwardLayer(Module):

@@ -14,13 +14,14 @@ from .layers import Dropout, Embedding, LayerNorm, Linear, check_ids
 from .module import Module, ModuleList
 
 
-def embed(tokens, tok_embedding, pos_embedding, dropout, scale, max_length, what):
-    """dropout(tok_embedding(tokens) * sqrt(D) + pos_embedding(positions)): (B, L) -> (B, L, D)."""
-    length = tokens.shape[1]
-    if length > max_length:
-        raise ValueError(f"{what} of {length} tokens is longer than max_length={max_length}")
+def embed(tokens, tok_embedding, pos_embedding, dropout, scale, max_length, what, start=0):
+    """dropout(tok_embedding(tokens) * sqrt(D) + pos_embedding(positions)): (B, L) -> (B, L, D);
+    positions start at `start` (decoding: after the cached ones)."""
+    end = start + tokens.shape[1]
+    if end > max_length:
+        raise ValueError(f"{what} of {end} tokens is longer than max_length={max_length}")
     xp = get_array_module(tok_embedding.weight.data)
-    positions = xp.arange(length)                                   # (L,), broadcast over B
+    positions = xp.arange(start, end)                               # (L,), broadcast over B
     return dropout(tok_embedding(tokens) * scale + pos_embedding(positions))  # (B, L, D)
 
 
@@ -73,11 +74,13 @@ class DecoderLayer(Module):
         self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
         self.dropout = Dropout(dropout)
 
-    def forward(self, trg, enc_src, trg_mask, src_mask):
-        """trg (B, T, D), enc_src (B, S, D) -> (B, T, D), attention (B, H, T, S)"""
-        _trg, _ = self.self_attention(trg, trg, trg, trg_mask)
+    def forward(self, trg, enc_src, trg_mask, src_mask, cache=None):
+        """trg (B, T, D), enc_src (B, S, D) -> (B, T, D), attention (B, H, T, S).
+        Decoding passes `cache`, this layer's (self-attention, cross-attention) KVCache pair."""
+        self_cache, cross_cache = (None, None) if cache is None else cache
+        _trg, _ = self.self_attention(trg, trg, trg, trg_mask, cache=self_cache)
         trg = self.layer_norm(trg + self.dropout(_trg))
-        _trg, attention = self.encoder_attention(trg, enc_src, enc_src, src_mask)
+        _trg, attention = self.encoder_attention(trg, enc_src, enc_src, src_mask, cache=cross_cache)
         trg = self.layer_norm(trg + self.dropout(_trg))
         trg = self.layer_norm(trg + self.dropout(self.positionwise_feedforward(trg)))
         return trg, attention
@@ -95,13 +98,18 @@ class Decoder(Module):
         self.dropout = Dropout(dropout)
         self.scale = math.sqrt(hid_dim)
 
-    def forward(self, trg, enc_src, trg_mask, src_mask):
-        """trg (B, T) ids -> logits (B, T, V), last layer's attention (B, H, T, S)"""
+    def forward(self, trg, enc_src, trg_mask, src_mask, cache=None):
+        """trg (B, T) ids -> logits (B, T, V), last layer's attention (B, H, T, S).
+
+        Decoding passes `cache`, a DecoderCache (nn/cache.py): trg is then the positions after
+        the cached ones; a step of one position needs no trg_mask (None: all it sees is earlier)."""
+        start = 0 if cache is None else cache.length           # decoding: positions go on from the cache
         trg = embed(trg, self.tok_embedding, self.pos_embedding, self.dropout, self.scale,
-                    self.max_length, "target")
+                    self.max_length, "target", start)
         attention = None
-        for layer in self.layers:
-            trg, attention = layer(trg, enc_src, trg_mask, src_mask)
+        for i, layer in enumerate(self.layers):
+            layer_cache = None if cache is None else cache.layers[i]  # its (self, cross) KVCache pair
+            trg, attention = layer(trg, enc_src, trg_mask, src_mask, layer_cache)
         return self.fc_out(trg), attention
 
 
