@@ -9,6 +9,10 @@ the training step (forward, backward, clip, Adam) and an eval-mode forward pass 
 is the median of `--repeats` rounds after a warm-up round; GPU timings synchronise. It also
 measures this machine's NumPy float32 matmul peak in the same run and reports each step's
 matrix-multiply FLOP rate against it. Prints a table, writes JSON and a PNG chart.
+
+It times what a user's machine runs: with OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE set it
+restarts itself without them, and it records the BLAS library, its version, its kernel and
+its thread count (threadpoolctl) in the JSON and under the table.
 """
 import argparse
 import json
@@ -18,9 +22,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.blas_env import blas_info, describe, reexec_clean  # noqa: E402
+
+if __name__ == "__main__":
+    reexec_clean()  # before NumPy loads OpenBLAS, which reads the overrides once
+
+import numpy as np  # noqa: E402
 
 from benchmarks.flops import step_matmul_flops  # noqa: E402
 from benchmarks.runners import TinynmtRunner, TorchRunner, median_time  # noqa: E402
@@ -78,6 +87,12 @@ def machine_info():
         import torch
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
+        # torch links its BLAS statically (threadpoolctl cannot see it): take its build line
+        config = torch.__config__.show()
+        info["torch_blas"] = next((line.strip(" -") for line in config.splitlines()
+                                   if "Math Kernel Library" in line or "OpenBLAS" in line), "unknown")
+        info["torch_cpu_capability"] = next((line.split(":", 1)[1].strip() for line in config.splitlines()
+                                             if "CPU capability" in line), "unknown")
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
     except ImportError:
@@ -87,6 +102,7 @@ def machine_info():
         info["cupy"] = cupy.__version__
     except ImportError:
         pass
+    info["threadpools"] = blas_info()   # after torch's import, so its OpenMP pool shows too
     return info
 
 
@@ -155,6 +171,12 @@ def report(results, out):
         pct = 100 * entry.get("step_matmul_gflops", float("nan")) / results["numpy_matmul_peak_gflops"]
         print(f"{name:<15}" + "".join(f"{entry.get(c, float('nan')):>15.4f}" for c in cols)
               + f"{ratio:>16.2f}{pct:>10.0f}%")
+    machine = results["machine"]
+    for line in describe(machine.get("threadpools", [])):
+        print(f"thread pool: {line}")
+    if "torch_blas" in machine:
+        print(f"torch: {machine['torch_blas']}, {machine['torch_cpu_capability']}, "
+              f"{machine['torch_threads']} threads")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     try:
         import matplotlib

@@ -4,20 +4,24 @@
 
 Each revision is checked out with `git worktree` into a temporary folder and timed in its own
 process on the same saved batches; rounds alternate between revisions so that a change in
-the machine's load hits them all alike. Reports the median seconds per step of each.
+the machine's load hits them all alike. Reports the median seconds per step of each, and
+the BLAS library, version, kernel and threads the children ran with; writes them to --out.
+The children run without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, as a user's machine does.
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.blas_env import clean_env, describe  # noqa: E402
 
 # Runs inside the worktree; uses only APIs every revision has had.
 STEP = r"""
@@ -41,7 +45,14 @@ def step(src, trg):
 for b in batches: step(*b)
 start = time.perf_counter()
 for b in batches: step(*b)
-print(json.dumps((time.perf_counter() - start) / n))
+seconds = (time.perf_counter() - start) / n
+try:
+    from threadpoolctl import threadpool_info
+    keys = ("user_api", "internal_api", "prefix", "version", "architecture", "num_threads", "threading_layer")
+    pools = [{k: p.get(k) for k in keys} for p in threadpool_info()]
+except ImportError:
+    pools = [{"note": "threadpoolctl is not installed (pip install threadpoolctl)"}]
+print(json.dumps({"seconds": seconds, "threadpools": pools}))
 """
 
 
@@ -60,7 +71,9 @@ def main():
     parser.add_argument("revs", nargs="+")
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", default="benchmarks/out/commits.json", help="where the JSON goes")
     args = parser.parse_args()
+    env = clean_env()
     with tempfile.TemporaryDirectory() as tmp:
         batches = Path(tmp) / "batches.npz"
         save_batches(batches, args.batches)
@@ -71,13 +84,16 @@ def main():
                            check=True, capture_output=True)
             trees[rev] = tree
         times = {rev: [] for rev in args.revs}
+        pools = {}
         try:
             for _ in range(args.rounds):
                 for rev, tree in trees.items():
                     out = subprocess.run([sys.executable, "-c", STEP, str(batches), str(tree)], cwd=tree,
                                          check=True, capture_output=True, text=True,
-                                         env={**os.environ, "PYTHONPATH": str(tree)})
-                    times[rev].append(json.loads(out.stdout))
+                                         env={**env, "PYTHONPATH": str(tree)})
+                    result = json.loads(out.stdout)
+                    times[rev].append(result["seconds"])
+                    pools[rev] = result["threadpools"]
         finally:
             for tree in trees.values():
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
@@ -85,6 +101,15 @@ def main():
     for rev in args.revs:
         print(f"{rev:>12}  {np.median(times[rev]):.4f} s/step  (rounds: "
               + ", ".join(f"{t:.3f}" for t in times[rev]) + ")")
+    for line in describe(pools[args.revs[-1]]):
+        print(f"thread pool: {line}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": " ".join(["python", "benchmarks/bench_commits.py", *sys.argv[1:]]),
+                               "date": time.strftime("%Y-%m-%d"), "batches": args.batches,
+                               "revisions": {rev: {"median_s": float(np.median(times[rev])), "rounds_s": times[rev],
+                                                   "threadpools": pools[rev]} for rev in args.revs}}, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
