@@ -4,6 +4,8 @@ and softmax cross-entropy.
 Each is one Function because composing it from primitives is unstable (softmax, log of a
 softmax) or slow (many temporaries over large arrays). Shapes: N rows, V classes, D features.
 """
+import numpy as np
+
 from ..backend import get_array_module, scatter_add_rows
 from .function import Function
 
@@ -124,6 +126,39 @@ class LayerNorm(Function):
         return dx, grad_gamma, grad_beta
 
 
+def softmax_rows(logits, block_rows=None):
+    """softmax over the last axis of (N, V) logits in a new array, and each row's max (N,) and
+    sum of exps (N,) -> (probs, row_max, total).
+
+    The plain version, which is what block_rows=None (and the GPU) runs:
+        row_max = logits.max(axis=1); probs = exp(logits - row_max[:, None])
+        total = probs.sum(axis=1); probs /= total[:, None]
+    Speed: on the CPU the rows go in blocks of `block_rows`, so that each block's four passes
+    (max, subtract, exp, divide) hit the L2 cache instead of memory. Measured on the tutorial's
+    logits (682 x 7,704, 2-core Xeon, 2026-12-02): see CE_BLOCK_ROWS.
+    """
+    xp = get_array_module(logits)
+    n_rows = logits.shape[0]
+    step = n_rows if block_rows is None or xp is not np else max(block_rows, 1)
+    probs = xp.empty_like(logits)                                # (N, V)
+    row_max = xp.empty(n_rows, dtype=logits.dtype)               # (N,)
+    total = xp.empty(n_rows, dtype=logits.dtype)                 # (N,)
+    for start in range(0, n_rows, step):
+        rows = slice(start, start + step)
+        block, out = logits[rows], probs[rows]                   # (R, V)
+        block_max = block.max(axis=1, keepdims=True)             # (R, 1): exp cannot overflow
+        xp.subtract(block, block_max, out=out)
+        xp.exp(out, out=out)
+        block_total = out.sum(axis=1, keepdims=True)             # (R, 1)
+        out /= block_total
+        row_max[rows], total[rows] = block_max[:, 0], block_total[:, 0]
+    return probs, row_max, total
+
+
+# rows per block in CrossEntropy's softmax on the CPU (32 x 7,704 float32: about 1 MB)
+CE_BLOCK_ROWS = 32
+
+
 class CrossEntropy(Function):
     """Mean softmax cross-entropy of logits (N, V) against class ids (N,).
 
@@ -135,21 +170,17 @@ class CrossEntropy(Function):
     def forward(self, logits, target, ignore_index=-100, label_smoothing=0.0):
         xp = get_array_module(logits)
         n_rows = logits.shape[0]
-        shifted = logits - logits.max(axis=1, keepdims=True)        # (N, V)
         valid = target != ignore_index                               # (N,)
         safe_target = xp.where(valid, target, 0)
         rows = xp.arange(n_rows)
-        target_logit = shifted[rows, safe_target]                    # (N,)
-        mean_logit = shifted.mean(axis=1) if label_smoothing else None
-        probs = xp.exp(shifted, out=shifted)                         # reuse the buffer
-        total = probs.sum(axis=1)                                    # (N,)
+        probs, row_max, total = softmax_rows(logits, CE_BLOCK_ROWS)  # (N, V), (N,), (N,)
+        target_logit = logits[rows, safe_target] - row_max          # shifted as in the softmax, (N,)
         log_total = xp.log(total)
         nll = log_total - target_logit                               # -log p(target), (N,)
         if label_smoothing:
-            uniform = log_total - mean_logit                         # -mean log p, (N,)
+            uniform = log_total - (logits.mean(axis=1) - row_max)    # -mean log p, (N,)
             nll = (1 - label_smoothing) * nll + label_smoothing * uniform
         count = xp.maximum(valid.sum(), 1).astype(logits.dtype)
-        probs /= total[:, None]
         self.probs, self.rows, self.target = probs, rows, safe_target
         self.weight = valid.astype(logits.dtype) / count             # (N,)
         self.label_smoothing = label_smoothing
