@@ -84,7 +84,7 @@ class Linear(Function):
         if self.needs_input_grad[1]:
             grad_w = xp.dot(g2.T, self.x.reshape(-1, self.x.shape[-1]))  # (out, N) @ (N, in)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            grad_b = g2.sum(axis=0)                                  # (out,)
+            grad_b = sum_rows(g2)                                    # g2.sum(axis=0), (out,)
         return grad_x, grad_w, grad_b
 
 

@@ -3,11 +3,13 @@
 NumPy's reductions `x.mean(axis=-1)` and `x.sum(axis=0)` walk a (N, D) array with its own
 loops; a matrix-vector product with a vector of ones does the same sums in BLAS's
 vectorised kernels, and `einsum` takes the mean of a product in one pass without the
-temporary that `(a * b).mean(axis=-1)` writes. Used by LayerNorm (ops_nn.py).
+temporary that `(a * b).mean(axis=-1)` writes. Used by LayerNorm and by Linear's bias
+gradient (ops_nn.py).
 
 Measured (2-core Xeon, AVX-512, OpenBLAS 0.3.31 SkylakeX, 2026-12-02, an ad-hoc
 micro-benchmark of the tutorial's layer norm on (64, 13, 256) float32, best of 200 on a
-shared machine): forward 0.86 -> 0.55 ms, backward 0.90 -> 0.42 ms.
+shared machine): forward 0.86 -> 0.55 ms, backward 0.90 -> 0.42 ms. The bias gradient of
+the output layer, a sum over the rows of (682, 7704): 0.70 -> 0.34 ms (median of 30).
 """
 from ..backend import get_array_module
 
