@@ -4,7 +4,7 @@
 
 Each revision is checked out with `git worktree` into a temporary folder and timed in its own
 process on the same saved batches; rounds alternate between revisions so that a change in
-the machine's load hits them all alike. Reports the median seconds per step of each, and
+the machine's load hits them all alike. Reports the median (and the best) seconds per step of each, and
 the BLAS library, version, kernel and threads the children ran with; writes them to --out.
 The children run without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, as a user's machine does.
 """
@@ -99,7 +99,7 @@ def main():
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                                capture_output=True)
     for rev in args.revs:
-        print(f"{rev:>12}  {np.median(times[rev]):.4f} s/step  (rounds: "
+        print(f"{rev:>12}  {np.median(times[rev]):.4f} s/step, best {min(times[rev]):.4f}  (rounds: "
               + ", ".join(f"{t:.3f}" for t in times[rev]) + ")")
     for line in describe(pools[args.revs[-1]]):
         print(f"thread pool: {line}")
