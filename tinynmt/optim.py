@@ -5,7 +5,6 @@ third, so one step is a handful of large vectorised operations instead of a loop
 ones per parameter. Move the model to its device before building the optimizer.
 """
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -63,7 +62,6 @@ class Adam:
         self.v = xp.zeros_like(self.flat_param)
         self.scratch = xp.empty_like(self.flat_param)
         self.scratch2 = None                     # g + weight_decay * param, made when first needed
-        self.pool = None                         # the CPU update's second thread, made when first needed
 
     def zero_grad(self):
         """Zero the flat gradient buffer and let each .grad be a view of it, so that backward
@@ -85,7 +83,7 @@ class Adam:
     # its dozen passes read and write the L2 cache instead of memory. Measured on 10.4 M
     # parameters (2-core Xeon, 2026-12-02): 36 ms -> 27 ms an update; the plain version is
     # one call of `update` over the whole buffers, which is what the GPU does.
-    CPU_BLOCK = 131072
+    CPU_BLOCK = 65536
 
     def step(self):
         """One update of every parameter from its .grad, in place on the flat buffers."""
@@ -100,21 +98,9 @@ class Adam:
             g = xp.add(self.scratch2, g, out=self.scratch2)
         n = param.size
         block = self.CPU_BLOCK if xp is np else n
-        parts = [slice(start, min(start + block, n)) for start in range(0, n, block)]
-        if xp is np and len(parts) > 1:    # the second half of the blocks on a second core
-            if self.pool is None:
-                self.pool = ThreadPoolExecutor(1, thread_name_prefix="adam")
-            half = len(parts) // 2
-            later = self.pool.submit(self.update_blocks, g, parts[half:])
-            self.update_blocks(g, parts[:half])
-            later.result()
-        else:
-            self.update_blocks(g, parts)
-
-    def update_blocks(self, g, parts):
-        """`update` on each slice of the flat buffers in `parts`."""
-        for part in parts:
-            self.update(g[part], self.m[part], self.v[part], self.scratch[part], self.flat_param[part])
+        for start in range(0, n, block):
+            part = slice(start, min(start + block, n))
+            self.update(g[part], self.m[part], self.v[part], self.scratch[part], param[part])
 
     def update(self, g, m, v, tmp, param):
         """The Adam update of (a block of) the flat buffers, in place; tmp is scratch space."""
