@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.blas_env import clean_env, describe  # noqa: E402
 
-# Runs inside the worktree; uses only APIs every revision has had.
+# Runs inside the worktree; uses only APIs every revision has had (and keep_freed_memory where
+# the revision has it, so the step runs with the allocator setting the programs use).
 STEP = r"""
 import json, sys, time
 import numpy as np
@@ -32,6 +33,11 @@ assert tinynmt.__file__.startswith(sys.argv[2]), tinynmt.__file__
 from tinynmt.backend import Generator
 from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator
 from tinynmt.optim import Adam, clip_grad_norm_
+try:   # as the programs and bench.py do, where the revision has it
+    from tinynmt.backend import keep_freed_memory
+    keep_freed_memory()
+except ImportError:
+    pass
 saved = np.load(sys.argv[1])
 n = int(saved["n"]); vocab = saved["vocab"].tolist()
 batches = [(saved[f"src{i}"], saved[f"trg{i}"]) for i in range(n)]
