@@ -6,7 +6,8 @@
 For each backend present (tinynmt NumPy, tinynmt CuPy, PyTorch CPU, PyTorch CUDA) it times
 the training step (forward, backward, clip, Adam) and an eval-mode forward pass over the same
 `--batches` training batches, and decoding of test sentences (greedy and beam 5). Each figure
-is the median of `--repeats` rounds after a warm-up round; GPU timings synchronise. It also
+is the median of `--repeats` rounds after a warm-up round (the training-step rounds alternate
+between backends); GPU timings synchronise. It also
 measures this machine's NumPy float32 matmul peak in the same run and reports each step's
 matrix-multiply FLOP rate against it. Prints a table, writes JSON and a PNG chart.
 
@@ -32,7 +33,8 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 
 from benchmarks.flops import step_matmul_flops  # noqa: E402
-from benchmarks.runners import TinynmtRunner, TorchRunner, median_time  # noqa: E402
+from benchmarks.runners import (TinynmtRunner, TorchRunner, interleaved_median_times,  # noqa: E402
+                                median_time)
 from benchmarks.decoding import decode_timings  # noqa: E402
 from tinynmt.checkpoint import load_checkpoint  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
@@ -138,23 +140,31 @@ def main(argv=None):
                "backends": {}}
     print(f"NumPy float32 matmul peak: {peak:.1f} GFLOP/s; step matmul work: {flops / 1e9:.1f} GFLOP")
 
+    runners = {}
     for engine, device in available_backends(set(args.backends.split(","))):
         model = build_transformer(V_src, V_trg, PAD_IDX, PAD_IDX, seed=1234)
         if args.checkpoint:
             model.load_state_dict(load_checkpoint(args.checkpoint).model.state_dict())
         runner = (TinynmtRunner(model, device, PAD_IDX) if engine == "tinynmt"
                   else TorchRunner(model, device, PAD_IDX))
-        entry = results["backends"].setdefault(runner.name, {})
-        if "step" in what:
-            t = median_time(lambda: [runner.train_step(b) for b in batches], runner.sync,
-                            args.repeats, 1) / len(batches)
-            entry.update(step_s=t, step_matmul_gflops=flops / t / 1e9)
+        runners[runner.name] = (engine, runner)
+        results["backends"][runner.name] = {}
+    if "step" in what:   # rounds alternate between engines: their ratio survives a change of load
+        calls = {name: ((lambda r=runner: [r.train_step(b) for b in batches]), runner.sync)
+                 for name, (_, runner) in runners.items()}
+        medians, rounds = interleaved_median_times(calls, args.repeats, 1)
+        for name, t in medians.items():
+            t /= len(batches)
+            results["backends"][name].update(step_s=t, step_matmul_gflops=flops / t / 1e9,
+                                             step_rounds_s=[r / len(batches) for r in rounds[name]])
+    for name, (engine, runner) in runners.items():
+        entry = results["backends"][name]
         if "forward" in what:
             entry["forward_s"] = median_time(lambda: [runner.forward(b) for b in batches],
                                              runner.sync, args.repeats, 1) / len(batches)
         if "decode" in what:
             entry.update(decode_timings(engine, runner, data, args.decode_sentences))
-        print(runner.name, json.dumps({k: round(v, 4) for k, v in entry.items()}))
+        print(name, json.dumps({k: round(v, 4) for k, v in entry.items() if not isinstance(v, list)}))
 
     report(results, Path(args.out))
 
