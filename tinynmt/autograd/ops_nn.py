@@ -147,7 +147,8 @@ def softmax_rows(logits, block_rows=None):
         total = probs.sum(axis=1); probs /= total[:, None]
     Speed: on the CPU the rows go in blocks of `block_rows`, so that each block's four passes
     (max, subtract, exp, divide) hit the L2 cache instead of memory. Measured on the tutorial's
-    logits (682 x 7,704, 2-core Xeon, 2026-12-02): see CE_BLOCK_ROWS.
+    logits (682 x 7,704 float32, 2-core Xeon, 2026-12-02), CrossEntropy's whole forward: 7.0 ms
+    in one block, 5.8-5.9 ms in blocks of 8, 16 or 32 rows, 6.8 ms in blocks of 64.
     """
     xp = get_array_module(logits)
     n_rows = logits.shape[0]
