@@ -152,6 +152,7 @@ def softmax_rows(logits, block_rows=None):
     """
     xp = get_array_module(logits)
     n_rows = logits.shape[0]
+    # one block on the GPU: there, blocks would only add kernel launches
     step = n_rows if block_rows is None or xp is not np else max(block_rows, 1)
     probs = xp.empty_like(logits)                                # (N, V)
     row_max = xp.empty(n_rows, dtype=logits.dtype)               # (N,)
