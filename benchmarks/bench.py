@@ -6,9 +6,14 @@
 For each backend present (tinynmt NumPy, tinynmt CuPy, PyTorch CPU, PyTorch CUDA) it times
 the training step (forward, backward, clip, Adam) and an eval-mode forward pass over the same
 `--batches` training batches, and decoding of test sentences (greedy and beam 5). Each figure
-is the median of `--repeats` rounds after a warm-up round; GPU timings synchronise. It also
+is the median of `--repeats` rounds after a warm-up round (the training-step rounds alternate
+between backends); GPU timings synchronise. It also
 measures this machine's NumPy float32 matmul peak in the same run and reports each step's
 matrix-multiply FLOP rate against it. Prints a table, writes JSON and a PNG chart.
+
+It times what a user's machine runs: with OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE set it
+restarts itself without them, and it records the BLAS library, its version, its kernel and
+its thread count (threadpoolctl) in the JSON and under the table.
 """
 import argparse
 import json
@@ -18,12 +23,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.blas_env import blas_info, describe, reexec_clean  # noqa: E402
+
+if __name__ == "__main__":
+    reexec_clean()  # before NumPy loads OpenBLAS, which reads the overrides once
+
+import numpy as np  # noqa: E402
+
 from benchmarks.flops import step_matmul_flops  # noqa: E402
-from benchmarks.runners import TinynmtRunner, TorchRunner, median_time  # noqa: E402
+from benchmarks.runners import (TinynmtRunner, TorchRunner, interleaved_median_times,  # noqa: E402
+                                median_time)
 from benchmarks.decoding import decode_timings  # noqa: E402
 from tinynmt.checkpoint import load_checkpoint  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
@@ -78,6 +89,12 @@ def machine_info():
         import torch
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
+        # torch links its BLAS statically (threadpoolctl cannot see it): take its build line
+        config = torch.__config__.show()
+        info["torch_blas"] = next((line.strip(" -") for line in config.splitlines()
+                                   if "Math Kernel Library" in line or "OpenBLAS" in line), "unknown")
+        info["torch_cpu_capability"] = next((line.split(":", 1)[1].strip() for line in config.splitlines()
+                                             if "CPU capability" in line), "unknown")
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
     except ImportError:
@@ -87,6 +104,7 @@ def machine_info():
         info["cupy"] = cupy.__version__
     except ImportError:
         pass
+    info["threadpools"] = blas_info()   # after torch's import, so its OpenMP pool shows too
     return info
 
 
@@ -122,23 +140,31 @@ def main(argv=None):
                "backends": {}}
     print(f"NumPy float32 matmul peak: {peak:.1f} GFLOP/s; step matmul work: {flops / 1e9:.1f} GFLOP")
 
+    runners = {}
     for engine, device in available_backends(set(args.backends.split(","))):
         model = build_transformer(V_src, V_trg, PAD_IDX, PAD_IDX, seed=1234)
         if args.checkpoint:
             model.load_state_dict(load_checkpoint(args.checkpoint).model.state_dict())
         runner = (TinynmtRunner(model, device, PAD_IDX) if engine == "tinynmt"
                   else TorchRunner(model, device, PAD_IDX))
-        entry = results["backends"].setdefault(runner.name, {})
-        if "step" in what:
-            t = median_time(lambda: [runner.train_step(b) for b in batches], runner.sync,
-                            args.repeats, 1) / len(batches)
-            entry.update(step_s=t, step_matmul_gflops=flops / t / 1e9)
+        runners[runner.name] = (engine, runner)
+        results["backends"][runner.name] = {}
+    if "step" in what:   # rounds alternate between engines: their ratio survives a change of load
+        calls = {name: ((lambda r=runner: [r.train_step(b) for b in batches]), runner.sync)
+                 for name, (_, runner) in runners.items()}
+        medians, rounds = interleaved_median_times(calls, args.repeats, 1)
+        for name, t in medians.items():
+            t /= len(batches)
+            results["backends"][name].update(step_s=t, step_matmul_gflops=flops / t / 1e9,
+                                             step_rounds_s=[r / len(batches) for r in rounds[name]])
+    for name, (engine, runner) in runners.items():
+        entry = results["backends"][name]
         if "forward" in what:
             entry["forward_s"] = median_time(lambda: [runner.forward(b) for b in batches],
                                              runner.sync, args.repeats, 1) / len(batches)
         if "decode" in what:
             entry.update(decode_timings(engine, runner, data, args.decode_sentences))
-        print(runner.name, json.dumps({k: round(v, 4) for k, v in entry.items()}))
+        print(name, json.dumps({k: round(v, 4) for k, v in entry.items() if not isinstance(v, list)}))
 
     report(results, Path(args.out))
 
@@ -155,6 +181,12 @@ def report(results, out):
         pct = 100 * entry.get("step_matmul_gflops", float("nan")) / results["numpy_matmul_peak_gflops"]
         print(f"{name:<15}" + "".join(f"{entry.get(c, float('nan')):>15.4f}" for c in cols)
               + f"{ratio:>16.2f}{pct:>10.0f}%")
+    machine = results["machine"]
+    for line in describe(machine.get("threadpools", [])):
+        print(f"thread pool: {line}")
+    if "torch_blas" in machine:
+        print(f"torch: {machine['torch_blas']}, {machine['torch_cpu_capability']}, "
+              f"{machine['torch_threads']} threads")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     try:
         import matplotlib

@@ -4,14 +4,16 @@
 
 Each revision is checked out with `git worktree` into a temporary folder and timed in its own
 process on the same saved batches; rounds alternate between revisions so that a change in
-the machine's load hits them all alike. Reports the median seconds per step of each.
+the machine's load hits them all alike. Reports the median (and the best) seconds per step of each, and
+the BLAS library, version, kernel and threads the children ran with; writes them to --out.
+The children run without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, as a user's machine does.
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# Runs inside the worktree; uses only APIs every revision has had.
+from benchmarks.blas_env import clean_env, describe  # noqa: E402
+
+# Runs inside the worktree; uses only APIs every revision has had (and keep_freed_memory where
+# the revision has it, so the step runs with the allocator setting the programs use).
 STEP = r"""
 import json, sys, time
 import numpy as np
@@ -28,6 +33,14 @@ assert tinynmt.__file__.startswith(sys.argv[2]), tinynmt.__file__
 from tinynmt.backend import Generator
 from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator
 from tinynmt.optim import Adam, clip_grad_norm_
+try:   # as the programs and bench.py do, where the revision has it (speed.py, or backend.py before)
+    from tinynmt.speed import keep_freed_memory
+except ImportError:
+    try:
+        from tinynmt.backend import keep_freed_memory
+    except ImportError:
+        keep_freed_memory = lambda: None
+keep_freed_memory()
 saved = np.load(sys.argv[1])
 n = int(saved["n"]); vocab = saved["vocab"].tolist()
 batches = [(saved[f"src{i}"], saved[f"trg{i}"]) for i in range(n)]
@@ -41,7 +54,14 @@ def step(src, trg):
 for b in batches: step(*b)
 start = time.perf_counter()
 for b in batches: step(*b)
-print(json.dumps((time.perf_counter() - start) / n))
+seconds = (time.perf_counter() - start) / n
+try:
+    from threadpoolctl import threadpool_info
+    keys = ("user_api", "internal_api", "prefix", "version", "architecture", "num_threads", "threading_layer")
+    pools = [{k: p.get(k) for k in keys} for p in threadpool_info()]
+except ImportError:
+    pools = [{"note": "threadpoolctl is not installed (pip install threadpoolctl)"}]
+print(json.dumps({"seconds": seconds, "threadpools": pools}))
 """
 
 
@@ -60,7 +80,9 @@ def main():
     parser.add_argument("revs", nargs="+")
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", default="benchmarks/out/commits.json", help="where the JSON goes")
     args = parser.parse_args()
+    env = clean_env()
     with tempfile.TemporaryDirectory() as tmp:
         batches = Path(tmp) / "batches.npz"
         save_batches(batches, args.batches)
@@ -71,20 +93,32 @@ def main():
                            check=True, capture_output=True)
             trees[rev] = tree
         times = {rev: [] for rev in args.revs}
+        pools = {}
         try:
             for _ in range(args.rounds):
                 for rev, tree in trees.items():
                     out = subprocess.run([sys.executable, "-c", STEP, str(batches), str(tree)], cwd=tree,
                                          check=True, capture_output=True, text=True,
-                                         env={**os.environ, "PYTHONPATH": str(tree)})
-                    times[rev].append(json.loads(out.stdout))
+                                         env={**env, "PYTHONPATH": str(tree)})
+                    result = json.loads(out.stdout)
+                    times[rev].append(result["seconds"])
+                    pools[rev] = result["threadpools"]
         finally:
             for tree in trees.values():
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                                capture_output=True)
     for rev in args.revs:
-        print(f"{rev:>12}  {np.median(times[rev]):.4f} s/step  (rounds: "
+        print(f"{rev:>12}  {np.median(times[rev]):.4f} s/step, best {min(times[rev]):.4f}  (rounds: "
               + ", ".join(f"{t:.3f}" for t in times[rev]) + ")")
+    for line in describe(pools[args.revs[-1]]):
+        print(f"thread pool: {line}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": " ".join(["python", "benchmarks/bench_commits.py", *sys.argv[1:]]),
+                               "date": time.strftime("%Y-%m-%d"), "batches": args.batches,
+                               "revisions": {rev: {"median_s": float(np.median(times[rev])), "rounds_s": times[rev],
+                                                   "threadpools": pools[rev]} for rev in args.revs}}, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

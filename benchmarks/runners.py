@@ -25,6 +25,23 @@ def median_time(fn, sync, repeats, warmup):
     return float(np.median(times))
 
 
+def interleaved_median_times(calls, repeats, warmup):
+    """{name: median wall time} of each name's (fn, sync) pair, timed in alternating rounds
+    (one call of each per round), so a change in the machine's load hits every engine alike."""
+    for fn, sync in calls.values():
+        for _ in range(warmup):
+            fn()
+        sync()
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, (fn, sync) in calls.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}, times
+
+
 class TinynmtRunner:
     """tinynmt on NumPy ("cpu") or CuPy ("cuda")."""
 

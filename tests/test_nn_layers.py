@@ -27,12 +27,13 @@ def to_float64(module):
 
 
 def on(module, xp):
-    """The module on xp's device, in float64, its Linear/Embedding weights drawn from seed 0
-    (unseeded draws would make a gradcheck near a ReLU kink pass or fail by chance)."""
-    init = np.random.default_rng(0)
+    """The module on xp's device, in float64, its weights drawn from a fixed seed: with
+    unseeded weights a ReLU input now and then lands next to the kink, where central
+    differences disagree with the gradient (seen once in ~35 runs of the encoder layer)."""
+    rng = np.random.default_rng(1234)
     for m in module.modules():
         if isinstance(m, (Linear, Embedding)):
-            m.reset_parameters(init)
+            m.reset_parameters(rng)
     return to_float64(module.to(device(xp)))
 
 

@@ -4,8 +4,11 @@ and softmax cross-entropy.
 Each is one Function because composing it from primitives is unstable (softmax, log of a
 softmax) or slow (many temporaries over large arrays). Shapes: N rows, V classes, D features.
 """
+import numpy as np
+
 from ..backend import get_array_module, scatter_add_rows
 from .function import Function
+from .rowstats import mean_last, mean_last_of_product, sum_rows, sum_rows_of_product
 
 
 class Softmax(Function):
@@ -39,17 +42,25 @@ class LogSoftmax(Function):
 
 
 class Dropout(Function):
-    """Zero each element with probability p, scale the rest by 1 / (1 - p)."""
+    """Zero each element with probability p, scale the rest by 1 / (1 - p).
+
+    The boolean mask is kept, not a float copy of it scaled: x * keep then *= scale is one
+    pass fewer to make (0.28 -> 0.20 ms on (64, 13, 512), 2-core Xeon, 2026-12-02), a quarter
+    of the memory to hold, and gives the same numbers as x * (keep * scale).
+    """
 
     def forward(self, x, p, generator):
-        xp = get_array_module(x)
-        keep = generator.keep_mask(x.shape, p)
-        self.mask = xp.multiply(keep, x.dtype.type(1.0 / (1.0 - p)), dtype=x.dtype)
-        return x * self.mask
+        self.keep = generator.keep_mask(x.shape, p)                  # bool, True = kept
+        self.scale = x.dtype.type(1.0 / (1.0 - p))
+        y = x * self.keep
+        y *= self.scale
+        return y
 
     def backward(self, grad):
-        # d/dx (x * mask) = mask
-        return (grad * self.mask,)
+        # d/dx (x * keep * scale) = keep * scale
+        g = grad * self.keep
+        g *= self.scale
+        return (g,)
 
 
 class Linear(Function):
@@ -81,7 +92,7 @@ class Linear(Function):
         if self.needs_input_grad[1]:
             grad_w = xp.dot(g2.T, self.x.reshape(-1, self.x.shape[-1]))  # (out, N) @ (N, in)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            grad_b = g2.sum(axis=0)                                  # (out,)
+            grad_b = sum_rows(g2)                                    # g2.sum(axis=0), (out,)
         return grad_x, grad_w, grad_b
 
 
@@ -99,29 +110,67 @@ class Embedding(Function):
 
 
 class LayerNorm(Function):
-    """Normalize the last axis to zero mean and unit variance, then scale and shift."""
+    """Normalize the last axis to zero mean and unit variance, then scale and shift.
+
+    The means are BLAS products (rowstats.py); the plain NumPy they replace is in comments.
+    """
 
     def forward(self, x, gamma, beta, eps=1e-5):
         xp = get_array_module(x)
-        mean = x.mean(axis=-1, keepdims=True)                        # (..., 1)
-        xhat = x - mean
-        var = (xhat * xhat).mean(axis=-1, keepdims=True)             # (..., 1)
-        self.rstd = 1 / xp.sqrt(var + x.dtype.type(eps))
+        xhat = x - mean_last(x)[..., None]                           # x - x.mean(-1, keepdims)
+        var = mean_last_of_product(xhat, xhat)[..., None]            # (xhat * xhat).mean(-1, keepdims)
+        self.rstd = 1 / xp.sqrt(var + x.dtype.type(eps))             # (..., 1)
         xhat *= self.rstd
         self.xhat, self.gamma = xhat, gamma
-        return xhat * gamma + beta
+        y = xhat * gamma
+        y += beta
+        return y
 
     def backward(self, grad):
         # with xhat = (x - mean) * rstd and gx = g * gamma:
         # dx = rstd * (gx - mean(gx) - xhat * mean(gx * xhat))
-        lead = tuple(range(grad.ndim - 1))
-        grad_gamma = (grad * self.xhat).sum(axis=lead) if self.needs_input_grad[1] else None
-        grad_beta = grad.sum(axis=lead) if self.needs_input_grad[2] else None
+        grad_gamma = sum_rows_of_product(grad, self.xhat) if self.needs_input_grad[1] else None
+        grad_beta = sum_rows(grad) if self.needs_input_grad[2] else None
         gx = grad * self.gamma
-        dx = gx - gx.mean(axis=-1, keepdims=True)
-        dx -= self.xhat * (gx * self.xhat).mean(axis=-1, keepdims=True)
+        dx = gx - mean_last(gx)[..., None]                           # gx - gx.mean(-1, keepdims)
+        dx -= self.xhat * mean_last_of_product(gx, self.xhat)[..., None]
         dx *= self.rstd
         return dx, grad_gamma, grad_beta
+
+
+def softmax_rows(logits, block_rows=None):
+    """softmax over the last axis of (N, V) logits in a new array, and each row's max (N,) and
+    sum of exps (N,) -> (probs, row_max, total).
+
+    The plain version, which is what block_rows=None (and the GPU) runs:
+        row_max = logits.max(axis=1); probs = exp(logits - row_max[:, None])
+        total = probs.sum(axis=1); probs /= total[:, None]
+    Speed: on the CPU the rows go in blocks of `block_rows`, so that each block's four passes
+    (max, subtract, exp, divide) hit the L2 cache instead of memory. Measured on the tutorial's
+    logits (682 x 7,704 float32, 2-core Xeon, 2026-12-02), CrossEntropy's whole forward: 7.0 ms
+    in one block, 5.8-5.9 ms in blocks of 8, 16 or 32 rows, 6.8 ms in blocks of 64.
+    """
+    xp = get_array_module(logits)
+    n_rows = logits.shape[0]
+    # one block on the GPU: there, blocks would only add kernel launches
+    step = n_rows if block_rows is None or xp is not np else max(block_rows, 1)
+    probs = xp.empty_like(logits)                                # (N, V)
+    row_max = xp.empty(n_rows, dtype=logits.dtype)               # (N,)
+    total = xp.empty(n_rows, dtype=logits.dtype)                 # (N,)
+    for start in range(0, n_rows, step):
+        rows = slice(start, start + step)
+        block, out = logits[rows], probs[rows]                   # (R, V)
+        block_max = block.max(axis=1, keepdims=True)             # (R, 1): exp cannot overflow
+        xp.subtract(block, block_max, out=out)
+        xp.exp(out, out=out)
+        block_total = out.sum(axis=1, keepdims=True)             # (R, 1)
+        out /= block_total
+        row_max[rows], total[rows] = block_max[:, 0], block_total[:, 0]
+    return probs, row_max, total
+
+
+# rows per block in CrossEntropy's softmax on the CPU (32 x 7,704 float32: about 1 MB)
+CE_BLOCK_ROWS = 32
 
 
 class CrossEntropy(Function):
@@ -135,21 +184,17 @@ class CrossEntropy(Function):
     def forward(self, logits, target, ignore_index=-100, label_smoothing=0.0):
         xp = get_array_module(logits)
         n_rows = logits.shape[0]
-        shifted = logits - logits.max(axis=1, keepdims=True)        # (N, V)
         valid = target != ignore_index                               # (N,)
         safe_target = xp.where(valid, target, 0)
         rows = xp.arange(n_rows)
-        target_logit = shifted[rows, safe_target]                    # (N,)
-        mean_logit = shifted.mean(axis=1) if label_smoothing else None
-        probs = xp.exp(shifted, out=shifted)                         # reuse the buffer
-        total = probs.sum(axis=1)                                    # (N,)
+        probs, row_max, total = softmax_rows(logits, CE_BLOCK_ROWS)  # (N, V), (N,), (N,)
+        target_logit = logits[rows, safe_target] - row_max          # shifted as in the softmax, (N,)
         log_total = xp.log(total)
         nll = log_total - target_logit                               # -log p(target), (N,)
         if label_smoothing:
-            uniform = log_total - mean_logit                         # -mean log p, (N,)
+            uniform = log_total - (logits.mean(axis=1) - row_max)    # -mean log p, (N,)
             nll = (1 - label_smoothing) * nll + label_smoothing * uniform
         count = xp.maximum(valid.sum(), 1).astype(logits.dtype)
-        probs /= total[:, None]
         self.probs, self.rows, self.target = probs, rows, safe_target
         self.weight = valid.astype(logits.dtype) / count             # (N,)
         self.label_smoothing = label_smoothing
