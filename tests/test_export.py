@@ -133,7 +133,8 @@ def torch_model_from(path, tmp_path):
     c = ckpt.config
     reference = build_torch_transformer(len(ckpt.src_vocab), len(ckpt.trg_vocab), PAD_IDX, PAD_IDX,
                                         hid_dim=c.hid_dim, n_layers=c.enc_layers, n_heads=c.enc_heads,
-                                        pf_dim=c.enc_pf_dim, dropout=0.0, max_length=c.max_length)
+                                        pf_dim=c.enc_pf_dim, dropout=0.0, max_length=c.max_length,
+                                        layer_norms=c.layer_norms)
     reference.load_state_dict(load_file(tmp_path / "m.safetensors"), strict=True)
     return ckpt, reference.eval()
 
@@ -165,6 +166,18 @@ def test_a_torch_saved_state_dict_imports_and_translates_the_same(tmp_path, tie)
     run_ok("--from", tmp_path / "tut6-model.pt", "--vocab-from", ckpt_path, "--heads", 2,
            "--to", tmp_path / "imported.npz")
     assert_same_checkpoint(ckpt_path, tmp_path / "imported.npz")
+    assert translations(tmp_path / "imported.npz") == translations(ckpt_path)
+
+
+def test_the_later_notebooks_separate_norms_import_as_such(tmp_path):
+    torch = pytest.importorskip("torch")
+    ckpt_path = make_checkpoint(tmp_path / "best.npz", layer_norms="separate")
+    _, reference = torch_model_from(ckpt_path, tmp_path)
+    assert "decoder.layers.0.enc_attn_layer_norm.weight" in reference.state_dict()
+    torch.save(reference.state_dict(), tmp_path / "tut6-model.pt")
+    run_ok("--from", tmp_path / "tut6-model.pt", "--vocab-from", make_checkpoint(tmp_path / "shared.npz"),
+           "--heads", 2, "--to", tmp_path / "imported.npz")
+    assert load_checkpoint(tmp_path / "imported.npz").config.layer_norms == "separate"
     assert translations(tmp_path / "imported.npz") == translations(ckpt_path)
 
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass, fields
 from typing import Optional
 
 from .backend import DEVICES
-from .data import DataConfig
 from .cli import (above_zero, base_type, is_optional, not_negative, one_of, option, parser_from_fields,
                   positive, probability)
+from .data import DataConfig
+from .nn.transformer import LAYER_NORMS
 from .optim import SCHEDULES
 
 
@@ -78,6 +79,9 @@ class Config:
                                   "included)", positive)
     tie_embeddings: bool = option(False, "the decoder's output layer uses its embedding matrix "
                                          "(and the encoder's, with --share-vocab)")
+    layer_norms: str = option("shared", "shared: one layer_norm per layer, as the article has it; "
+                                        "separate: one per sublayer, as the later notebook "
+                                        "(self_attn_/enc_attn_/ff_layer_norm)", one_of(LAYER_NORMS))
     # optimisation
     lr: float = option(5e-4, "Adam learning rate (the peak one with --schedule inverse_sqrt)",
                        above_zero)
@@ -200,4 +204,4 @@ def model_from_config(config, src_vocab_size, trg_vocab_size, src_pad_idx, trg_p
         dec_heads=config.dec_heads, enc_pf_dim=config.enc_pf_dim, dec_pf_dim=config.dec_pf_dim,
         enc_dropout=config.enc_dropout, dec_dropout=config.dec_dropout,
         max_length=config.max_length, seed=config.seed, tie=config.tie_embeddings,
-        share_encoder=config.tie_embeddings and config.share_vocab)
+        share_encoder=config.tie_embeddings and config.share_vocab, layer_norms=config.layer_norms)

@@ -161,8 +161,8 @@ def shape_of(path, weights, name, ndim=2):
 
 
 def sizes_from_shapes(path, weights, heads):
-    """Config fields read from the tensor shapes: hid_dim, layers, pf_dim, max_length; heads
-    (encoder, decoder) given."""
+    """Config fields read from the tensors: hid_dim, layers, pf_dim, max_length, layer_norms;
+    heads (encoder, decoder) given."""
     sizes = {"enc_heads": heads[0], "dec_heads": heads[1]}
     hid_dim = shape_of(path, weights, "encoder.tok_embedding.weight")[1]
     positions = []
@@ -178,7 +178,9 @@ def sizes_from_shapes(path, weights, heads):
     if positions[0] != positions[1]:
         raise ExportError(f"{path}: the encoder has {positions[0]} positions and the decoder "
                           f"{positions[1]}; tinynmt's config has one max_length")
-    return dict(sizes, hid_dim=hid_dim, max_length=positions[0])
+    # the later notebook's layers have one norm per sublayer instead of the article's one
+    layer_norms = "separate" if "encoder.layers.0.ff_layer_norm.weight" in weights else "shared"
+    return dict(sizes, hid_dim=hid_dim, max_length=positions[0], layer_norms=layer_norms)
 
 
 def check_weights(path, weights, expected, config):

@@ -46,25 +46,33 @@ class PositionwiseFeedforwardLayer(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, hid_dim, n_heads, pf_dim, dropout):
+    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared"):
         super().__init__()
-        self.layer_norm = nn.LayerNorm(hid_dim)
+        self.shared_norm = layer_norms == "shared"
+        if self.shared_norm:                        # the article's
+            self.layer_norm = nn.LayerNorm(hid_dim)
+        else:                                       # the later notebook's
+            self.self_attn_layer_norm = nn.LayerNorm(hid_dim)
+            self.ff_layer_norm = nn.LayerNorm(hid_dim)
         self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
         self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, src, src_mask):
+        norm1, norm2 = ((self.layer_norm,) * 2 if self.shared_norm
+                        else (self.self_attn_layer_norm, self.ff_layer_norm))
         _src, _ = self.self_attention(src, src, src, src_mask)
-        src = self.layer_norm(src + self.dropout(_src))
-        return self.layer_norm(src + self.dropout(self.positionwise_feedforward(src)))
+        src = norm1(src + self.dropout(_src))
+        return norm2(src + self.dropout(self.positionwise_feedforward(src)))
 
 
 class Encoder(nn.Module):
-    def __init__(self, input_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100):
+    def __init__(self, input_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100,
+                 layer_norms="shared"):
         super().__init__()
         self.tok_embedding = nn.Embedding(input_dim, hid_dim)
         self.pos_embedding = nn.Embedding(max_length, hid_dim)
-        self.layers = nn.ModuleList([EncoderLayer(hid_dim, n_heads, pf_dim, dropout)
+        self.layers = nn.ModuleList([EncoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms)
                                      for _ in range(n_layers)])
         self.dropout = nn.Dropout(dropout)
         self.scale = hid_dim ** 0.5
@@ -78,29 +86,38 @@ class Encoder(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, hid_dim, n_heads, pf_dim, dropout):
+    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared"):
         super().__init__()
-        self.layer_norm = nn.LayerNorm(hid_dim)
+        self.shared_norm = layer_norms == "shared"
+        if self.shared_norm:
+            self.layer_norm = nn.LayerNorm(hid_dim)
+        else:
+            self.self_attn_layer_norm = nn.LayerNorm(hid_dim)
+            self.enc_attn_layer_norm = nn.LayerNorm(hid_dim)
+            self.ff_layer_norm = nn.LayerNorm(hid_dim)
         self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
         self.encoder_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
         self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, trg, enc_src, trg_mask, src_mask):
+        norm1, norm2, norm3 = ((self.layer_norm,) * 3 if self.shared_norm
+                               else (self.self_attn_layer_norm, self.enc_attn_layer_norm, self.ff_layer_norm))
         _trg, _ = self.self_attention(trg, trg, trg, trg_mask)
-        trg = self.layer_norm(trg + self.dropout(_trg))
+        trg = norm1(trg + self.dropout(_trg))
         _trg, attention = self.encoder_attention(trg, enc_src, enc_src, src_mask)
-        trg = self.layer_norm(trg + self.dropout(_trg))
-        trg = self.layer_norm(trg + self.dropout(self.positionwise_feedforward(trg)))
+        trg = norm2(trg + self.dropout(_trg))
+        trg = norm3(trg + self.dropout(self.positionwise_feedforward(trg)))
         return trg, attention
 
 
 class Decoder(nn.Module):
-    def __init__(self, output_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100):
+    def __init__(self, output_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100,
+                 layer_norms="shared"):
         super().__init__()
         self.tok_embedding = nn.Embedding(output_dim, hid_dim)
         self.pos_embedding = nn.Embedding(max_length, hid_dim)
-        self.layers = nn.ModuleList([DecoderLayer(hid_dim, n_heads, pf_dim, dropout)
+        self.layers = nn.ModuleList([DecoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms)
                                      for _ in range(n_layers)])
         self.fc_out = nn.Linear(hid_dim, output_dim)
         self.dropout = nn.Dropout(dropout)
@@ -136,10 +153,12 @@ class Seq2Seq(nn.Module):
 
 
 def build_torch_transformer(src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, hid_dim=256,
-                            n_layers=3, n_heads=8, pf_dim=512, dropout=0.1, max_length=100):
-    """The tutorial's model in PyTorch (xavier_uniform_ on every weight with more than one dim)."""
-    enc = Encoder(src_vocab_size, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length)
-    dec = Decoder(trg_vocab_size, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length)
+                            n_layers=3, n_heads=8, pf_dim=512, dropout=0.1, max_length=100,
+                            layer_norms="shared"):
+    """The tutorial's model in PyTorch (xavier_uniform_ on every weight with more than one dim);
+    layer_norms="separate" gives the later notebook's three norms per decoder layer."""
+    enc = Encoder(src_vocab_size, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length, layer_norms)
+    dec = Decoder(trg_vocab_size, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length, layer_norms)
     model = Seq2Seq(enc, dec, src_pad_idx, trg_pad_idx)
     for p in model.parameters():
         if p.dim() > 1:

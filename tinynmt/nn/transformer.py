@@ -1,5 +1,10 @@
 """The tutorial's Transformer: Encoder, Decoder and Seq2Seq, post-norm, learned positions.
 
+Layer norms: the article's layers have one `layer_norm` used after every sublayer
+(layer_norms="shared", the default); the later notebook gives each sublayer its own
+(`self_attn_layer_norm`, `enc_attn_layer_norm`, `ff_layer_norm`: layer_norms="separate"),
+so the weights of either version load under their own names.
+
 Legend: B batch, S source length, T target length, D hidden (hid_dim), H heads, V vocabulary.
 Token ids arrive as integer arrays (B, S) / (B, T), normally on the host, where they are
 checked against the vocabulary before moving to the model's device.
@@ -12,6 +17,16 @@ from ..backend import get_array_module, to_device
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
 from .layers import Dropout, Embedding, LayerNorm, Linear, check_ids
 from .module import Module, ModuleList
+
+
+LAYER_NORMS = ("shared", "separate")   # the article's one norm per layer, or the later notebook's
+
+
+def check_layer_norms(layer_norms):
+    """The layer_norms value if it is one of LAYER_NORMS, else a ValueError naming them."""
+    if layer_norms not in LAYER_NORMS:
+        raise ValueError(f"layer_norms must be one of {', '.join(LAYER_NORMS)}, got {layer_norms!r}")
+    return layer_norms
 
 
 def embed(tokens, tok_embedding, pos_embedding, dropout, scale, max_length, what, start=0):
@@ -28,28 +43,36 @@ def embed(tokens, tok_embedding, pos_embedding, dropout, scale, max_length, what
 class EncoderLayer(Module):
     """Self-attention then feed-forward, each added to its input and normalised (post-norm)."""
 
-    def __init__(self, hid_dim, n_heads, pf_dim, dropout):
+    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared"):
         super().__init__()
-        self.layer_norm = LayerNorm(hid_dim)
+        self.shared_norm = check_layer_norms(layer_norms) == "shared"
+        if self.shared_norm:
+            self.layer_norm = LayerNorm(hid_dim)
+        else:
+            self.self_attn_layer_norm = LayerNorm(hid_dim)
+            self.ff_layer_norm = LayerNorm(hid_dim)
         self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
         self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
         self.dropout = Dropout(dropout)
 
     def forward(self, src, src_mask):
         """src (B, S, D), src_mask (B, 1, 1, S) -> (B, S, D)"""
+        self_attn_norm, ff_norm = ((self.layer_norm,) * 2 if self.shared_norm
+                                   else (self.self_attn_layer_norm, self.ff_layer_norm))
         _src, _ = self.self_attention(src, src, src, src_mask)
-        src = self.layer_norm(src + self.dropout(_src))
-        src = self.layer_norm(src + self.dropout(self.positionwise_feedforward(src)))
+        src = self_attn_norm(src + self.dropout(_src))
+        src = ff_norm(src + self.dropout(self.positionwise_feedforward(src)))
         return src
 
 
 class Encoder(Module):
-    def __init__(self, input_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100):
+    def __init__(self, input_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100,
+                 layer_norms="shared"):
         super().__init__()
         self.max_length = max_length
         self.tok_embedding = Embedding(input_dim, hid_dim)
         self.pos_embedding = Embedding(max_length, hid_dim)
-        self.layers = ModuleList(EncoderLayer(hid_dim, n_heads, pf_dim, dropout)
+        self.layers = ModuleList(EncoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms)
                                  for _ in range(n_layers))
         self.dropout = Dropout(dropout)
         self.scale = math.sqrt(hid_dim)
@@ -66,9 +89,15 @@ class Encoder(Module):
 class DecoderLayer(Module):
     """Masked self-attention, attention over the encoder output, feed-forward (post-norm)."""
 
-    def __init__(self, hid_dim, n_heads, pf_dim, dropout):
+    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared"):
         super().__init__()
-        self.layer_norm = LayerNorm(hid_dim)
+        self.shared_norm = check_layer_norms(layer_norms) == "shared"
+        if self.shared_norm:
+            self.layer_norm = LayerNorm(hid_dim)
+        else:
+            self.self_attn_layer_norm = LayerNorm(hid_dim)
+            self.enc_attn_layer_norm = LayerNorm(hid_dim)
+            self.ff_layer_norm = LayerNorm(hid_dim)
         self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
         self.encoder_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
         self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
@@ -78,21 +107,25 @@ class DecoderLayer(Module):
         """trg (B, T, D), enc_src (B, S, D) -> (B, T, D), attention (B, H, T, S).
         Decoding passes `cache`, this layer's (self-attention, cross-attention) KVCache pair."""
         self_cache, cross_cache = (None, None) if cache is None else cache
+        self_attn_norm, enc_attn_norm, ff_norm = (
+            (self.layer_norm,) * 3 if self.shared_norm
+            else (self.self_attn_layer_norm, self.enc_attn_layer_norm, self.ff_layer_norm))
         _trg, _ = self.self_attention(trg, trg, trg, trg_mask, cache=self_cache)
-        trg = self.layer_norm(trg + self.dropout(_trg))
+        trg = self_attn_norm(trg + self.dropout(_trg))
         _trg, attention = self.encoder_attention(trg, enc_src, enc_src, src_mask, cache=cross_cache)
-        trg = self.layer_norm(trg + self.dropout(_trg))
-        trg = self.layer_norm(trg + self.dropout(self.positionwise_feedforward(trg)))
+        trg = enc_attn_norm(trg + self.dropout(_trg))
+        trg = ff_norm(trg + self.dropout(self.positionwise_feedforward(trg)))
         return trg, attention
 
 
 class Decoder(Module):
-    def __init__(self, output_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100):
+    def __init__(self, output_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100,
+                 layer_norms="shared"):
         super().__init__()
         self.max_length = max_length
         self.tok_embedding = Embedding(output_dim, hid_dim)
         self.pos_embedding = Embedding(max_length, hid_dim)
-        self.layers = ModuleList(DecoderLayer(hid_dim, n_heads, pf_dim, dropout)
+        self.layers = ModuleList(DecoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms)
                                  for _ in range(n_layers))
         self.fc_out = Linear(hid_dim, output_dim)
         self.dropout = Dropout(dropout)
@@ -176,11 +209,13 @@ def tie_embeddings(model, share_encoder=False):
 def build_transformer(src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, hid_dim=256,
                       enc_layers=3, dec_layers=3, enc_heads=8, dec_heads=8, enc_pf_dim=512,
                       dec_pf_dim=512, enc_dropout=0.1, dec_dropout=0.1, max_length=100,
-                      seed=1234, tie=False, share_encoder=False):
+                      seed=1234, tie=False, share_encoder=False, layer_norms="shared"):
     """The tutorial's model: build, then xavier_uniform_ every weight with more than one dim;
     tie=True then ties the embeddings (see tie_embeddings)."""
     from .init import initialize_weights
-    enc = Encoder(src_vocab_size, hid_dim, enc_layers, enc_heads, enc_pf_dim, enc_dropout, max_length)
-    dec = Decoder(trg_vocab_size, hid_dim, dec_layers, dec_heads, dec_pf_dim, dec_dropout, max_length)
+    enc = Encoder(src_vocab_size, hid_dim, enc_layers, enc_heads, enc_pf_dim, enc_dropout, max_length,
+                  layer_norms)
+    dec = Decoder(trg_vocab_size, hid_dim, dec_layers, dec_heads, dec_pf_dim, dec_dropout, max_length,
+                  layer_norms)
     model = initialize_weights(Seq2Seq(enc, dec, src_pad_idx, trg_pad_idx), np.random.default_rng(seed))
     return tie_embeddings(model, share_encoder) if tie else model
