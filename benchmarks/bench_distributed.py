@@ -14,7 +14,6 @@ for the ranks, the median time of the all-reduce of the 41.6 MB gradient buffer 
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench import machine_info  # noqa: E402
+from benchmarks.blas_env import blas_info, clean_env, describe  # noqa: E402
 from benchmarks.runners import TorchRunner, median_time  # noqa: E402
 from tinynmt.backend import Generator  # noqa: E402
 from tinynmt.speed import keep_freed_memory  # noqa: E402
@@ -33,16 +34,6 @@ from tinynmt.distributed import init  # noqa: E402
 from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator  # noqa: E402
 from tinynmt.optim import Adam  # noqa: E402
 from tinynmt.trainer import shard_batch, train_step  # noqa: E402
-
-NATIVE = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")   # set on this machine only; a user has neither
-
-
-def blas_info():
-    """threadpoolctl's view of the BLAS: library, version, kernel (architecture) and threads."""
-    from threadpoolctl import threadpool_info
-    return [{k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-            for pool in threadpool_info() if pool.get("user_api") == "blas"]
-
 
 def worker(args):
     """Time the step in this process (one rank of an mpiexec job, or alone); print JSON."""
@@ -60,7 +51,9 @@ def worker(args):
         runner = TorchRunner(model, "cpu", PAD_IDX)
         batches = [train.make_batch(idx) for idx in plan]
         step = median_time(lambda: [runner.train_step(b) for b in batches], runner.sync, args.repeats, 1)
-        result.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+        info = machine_info()
+        result.update(torch=info["torch"], torch_threads=torch.get_num_threads(),
+                      torch_blas=f"{info['torch_blas']}, {info['torch_cpu_capability']}")
     else:
         model.train()
         set_dropout_generator(model, Generator(1234 if comm.rank == 0 else [1234, comm.rank]))
@@ -92,7 +85,7 @@ def child_command(kind, args):
 
 
 def child_env(kind, args):
-    env = {k: v for k, v in os.environ.items() if k not in NATIVE}
+    env = clean_env()                    # without OpenBLAS's kernel overrides, as a user runs it
     threads = "1" if kind == "ranks" else str(args.threads)
     env.update(OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, PYTHONPATH=str(ROOT))
     return env
@@ -118,7 +111,9 @@ def drive(args):
     print(f"\nall-reduce of {runs['ranks'][0]['allreduce_mb']:.1f} MB between {args.ranks} ranks: "
           f"{allreduce * 1e3:.1f} ms = {100 * allreduce / summary['ranks']:.0f}% of the ranks' step")
     for kind, label in kinds.items():
-        print(f"{label}: BLAS {runs[kind][0]['blas']}")
+        pools = "; ".join(describe(runs[kind][0]["blas"]))
+        torch_blas = f"; torch: {runs[kind][0]['torch_blas']}" if "torch_blas" in runs[kind][0] else ""
+        print(f"{label}: {pools}{torch_blas}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "runs": runs,
