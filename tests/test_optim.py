@@ -135,6 +135,20 @@ class Quadratic(Module):
         return (d * d).sum()
 
 
+def quadratic_data(rng):
+    """Inputs (8, 4) and targets (8, 3) for Quadratic."""
+    return (Tensor(rng.standard_normal((8, 4)).astype(np.float32)),
+            Tensor(rng.standard_normal((8, 3)).astype(np.float32)))
+
+
+def quadratic_steps(model, optimizer, x, y, steps):
+    """`steps` rounds of zero_grad, backward and step."""
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model.loss(x, y).backward()
+        optimizer.step()
+
+
 def reference_adam(params, grads, state, lr, betas, eps, weight_decay, decoupled):
     """One step of the docstring's algorithm, in float64, per parameter."""
     beta1, beta2 = betas
@@ -158,8 +172,7 @@ def reference_adam(params, grads, state, lr, betas, eps, weight_decay, decoupled
 @pytest.mark.parametrize("cls, weight_decay", [(Adam, 0.0), (Adam, 0.1), (AdamW, 0.1)])
 def test_adam_follows_its_pseudocode(rng, cls, weight_decay):
     model = Quadratic(rng)
-    x = Tensor(rng.standard_normal((8, 4)).astype(np.float32))
-    y = Tensor(rng.standard_normal((8, 3)).astype(np.float32))
+    x, y = quadratic_data(rng)
     lr, betas, eps = 0.05, (0.8, 0.99), 1e-6
     optimizer = cls(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     expected = [p.data.astype(np.float64) for p in model.parameters()]
@@ -191,8 +204,7 @@ def test_adamw_defaults_to_decoupled_decay_of_point_01():
 def test_step_leaves_the_gradients_as_backward_made_them(rng):
     model = Quadratic(rng)
     optimizer = Adam(model.parameters(), lr=0.01, weight_decay=0.5)
-    x = Tensor(rng.standard_normal((8, 4)).astype(np.float32))
-    y = Tensor(rng.standard_normal((8, 3)).astype(np.float32))
+    x, y = quadratic_data(rng)
     optimizer.zero_grad()
     model.loss(x, y).backward()
     grads = [p.grad.copy() for p in model.parameters()]
@@ -208,12 +220,8 @@ def test_parameters_become_float32_views_of_one_buffer_and_stay_so(rng):
     for p, v in zip(model.parameters(), values):
         np.testing.assert_array_equal(p.data, v)               # same values, now in the buffer
         assert np.shares_memory(p.data, optimizer.flat_param)
-    x = Tensor(rng.standard_normal((8, 4)).astype(np.float32))
-    y = Tensor(rng.standard_normal((8, 3)).astype(np.float32))
-    for _ in range(3):
-        optimizer.zero_grad()
-        model.loss(x, y).backward()
-        optimizer.step()
+    x, y = quadratic_data(rng)
+    quadratic_steps(model, optimizer, x, y, 3)
     assert optimizer.flat_param.dtype == optimizer.m.dtype == optimizer.v.dtype == np.float32
     for p in model.parameters():
         assert p.dtype == np.float32 and np.shares_memory(p.data, optimizer.flat_param)
@@ -230,14 +238,12 @@ def test_grads_left_by_module_zero_grad_are_gathered_too(rng):
     twin = Quadratic(np.random.default_rng(1234))
     twin.load_state_dict(model.state_dict())
     b = Adam(twin.parameters(), lr=0.1)
-    x = Tensor(rng.standard_normal((8, 4)).astype(np.float32))
-    y = Tensor(rng.standard_normal((8, 3)).astype(np.float32))
+    x, y = quadratic_data(rng)
+    quadratic_steps(model, a, x, y, 2)                  # grads are views of a's buffer
     for _ in range(2):
-        a.zero_grad()
-        model.loss(x, y).backward()
-        a.step()
-        twin.zero_grad()
-        twin.loss(x, y).backward()
+        twin.zero_grad()                                # grads are None ...
+        twin.loss(x, y).backward()                      # ... then arrays of their own
+        assert not any(np.shares_memory(p.grad, b.flat_grad) for p in twin.parameters())
         b.step()
     np.testing.assert_array_equal(a.flat_param, b.flat_param)
 
