@@ -14,7 +14,8 @@ from tinynmt.data import EOS_IDX, PAD_IDX
 from tinynmt.decoding import search
 from tinynmt.nn import CrossEntropyLoss, Parameter, build_transformer
 from tinynmt.optim import Adam, clip_grad_norm_
-from tinynmt.train import resume_config, train
+from tinynmt.run_folder import resume_config
+from tinynmt.train import train
 from tinynmt.trainer import load_data, train_step
 
 from tiny_runs import TINY, records

@@ -8,7 +8,8 @@ import pytest
 
 from tinynmt.checkpoint import CheckpointError, load_checkpoint
 from tinynmt.config import Config, ConfigError
-from tinynmt.train import resume_config, train
+from tinynmt.run_folder import resume_config
+from tinynmt.train import train
 from tinynmt.trainer import Trainer, TrainingError
 
 from tiny_runs import TINY, records
