@@ -29,7 +29,7 @@ from tinynmt.backend import BackendError
 from tinynmt.checkpoint import load_checkpoint
 from tinynmt.config import Config
 from tinynmt.data import EOS_IDX
-from tinynmt.decoding import Ensemble, beam_search, greedy_search
+from tinynmt.decoding import Ensemble, beam_search, greedy_search, reference_log_probs
 from tinynmt.trainer import Trainer, load_data
 
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed: nothing to check the calls against")
@@ -185,7 +185,7 @@ def test_greedy_and_beam_decoding_call_only_cupy(log, data, tmp_path):
     assert_cupy_has(log)
 
 
-def test_ensemble_and_nbest_decoding_call_only_cupy(log, data, tmp_path):
+def test_ensemble_nbest_and_reference_scores_call_only_cupy(log, data, tmp_path):
     model = Trainer.create(Config(out=str(tmp_path), **TINY), data).model
     other = Trainer.create(Config(out=str(tmp_path), **{**TINY, "seed": 7}), data).model
     batches = data.test.batches(batch_size=8)
@@ -194,6 +194,7 @@ def test_ensemble_and_nbest_decoding_call_only_cupy(log, data, tmp_path):
     greedy = greedy_search(ensemble, batch.src, max_len=10)
     beam = beam_search(ensemble, batch.src, beam=3, max_len=10, nbest=2)
     assert len(beam) == 2 * len(greedy) == 2 * batch.src.shape[0]
+    assert reference_log_probs(ensemble, batch.src, batch.trg).shape == batch.trg[:, 1:].shape
     assert log.scalar_uploads == [], "decoding copied Python numbers to the device at each step"
     for name in ("stack", "exp", "log", "take_along_axis"):
         assert name in log.keywords, f"{name} was not called: the recorder missed the CuPy path"
