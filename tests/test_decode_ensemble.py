@@ -131,3 +131,19 @@ def test_decoding_an_ensemble_restores_each_models_mode(sources):
     a, b = tiny_model().train(), tiny_model().eval()
     greedy_search(Ensemble([a, b]), sources[0][:2], max_len=3)
     assert all(m.training for m in a.modules()) and not any(m.training for m in b.modules())
+
+
+@pytest.mark.gpu
+def test_cupy_ensembles_decode_and_score_like_numpy(sources):
+    from tinynmt.backend import to_numpy
+    from tinynmt.decoding import reference_log_probs
+    src, _ = sources
+    cpu = Ensemble([tiny_model(seed=7), tiny_model(seed=8, eos_bias=1.0)])
+    gpu = Ensemble([tiny_model(seed=7).to("cuda"), tiny_model(seed=8, eos_bias=1.0).to("cuda")])
+    for beam in (1, 3):
+        a, b = decode(cpu, src, beam, nbest=beam), decode(gpu, src, beam, nbest=beam)
+        assert a.tokens == b.tokens
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-4)
+    trg = np.where(src > 16, 5, src)                      # any ids of the target vocabulary (17)
+    np.testing.assert_allclose(to_numpy(reference_log_probs(gpu, src, trg)), reference_log_probs(cpu, src, trg),
+                               rtol=1e-4, atol=1e-5)
