@@ -29,7 +29,7 @@ from tinynmt.backend import BackendError
 from tinynmt.checkpoint import load_checkpoint
 from tinynmt.config import Config
 from tinynmt.data import EOS_IDX
-from tinynmt.decoding import beam_search, greedy_search
+from tinynmt.decoding import Ensemble, beam_search, greedy_search, reference_log_probs
 from tinynmt.trainer import Trainer, load_data
 
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed: nothing to check the calls against")
@@ -181,6 +181,22 @@ def test_greedy_and_beam_decoding_call_only_cupy(log, data, tmp_path):
     assert len({len(t) for t in greedy.tokens}) > 1, "every sentence ended at the same step"
     assert log.scalar_uploads == [], "decoding copied Python numbers to the device at each step"
     for name in ("take_along_axis", "argpartition", "flatnonzero", "arange"):
+        assert name in log.keywords, f"{name} was not called: the recorder missed the CuPy path"
+    assert_cupy_has(log)
+
+
+def test_ensemble_nbest_and_reference_scores_call_only_cupy(log, data, tmp_path):
+    model = Trainer.create(Config(out=str(tmp_path), **TINY), data).model
+    other = Trainer.create(Config(out=str(tmp_path), **{**TINY, "seed": 7}), data).model
+    batches = data.test.batches(batch_size=8)
+    batch = batches.make_batch(batches.plan(0)[0])
+    ensemble = Ensemble([model, other])
+    greedy = greedy_search(ensemble, batch.src, max_len=10)
+    beam = beam_search(ensemble, batch.src, beam=3, max_len=10, nbest=2)
+    assert len(beam) == 2 * len(greedy) == 2 * batch.src.shape[0]
+    assert reference_log_probs(ensemble, batch.src, batch.trg).shape == batch.trg[:, 1:].shape
+    assert log.scalar_uploads == [], "decoding copied Python numbers to the device at each step"
+    for name in ("stack", "exp", "log", "take_along_axis"):
         assert name in log.keywords, f"{name} was not called: the recorder missed the CuPy path"
     assert_cupy_has(log)
 

@@ -11,7 +11,7 @@ import pytest
 
 from tinynmt import no_grad
 from tinynmt.data import EOS_IDX, PAD_IDX, SOS_IDX
-from tinynmt.decoding import beam_search, greedy_search
+from tinynmt.decoding import beam_search, greedy_search, search
 from tinynmt.nn import build_transformer
 
 FORBIDDEN = [PAD_IDX, SOS_IDX]
@@ -161,6 +161,41 @@ def test_wide_beam_finds_the_best_sequence(brute_force, lenpen):
         assert hyps.scores[i] >= greedy.scores[i] - 1e-6
         beaten += hyps.scores[i] > greedy.scores[i] + 1e-6
     assert beaten, "greedy found the optimum everywhere: the check would not tell beam from greedy"
+
+
+def test_wide_beam_nbest_is_the_exact_best_in_order(brute_force):
+    """Beam 128 keeps all 121 outputs: its 10-best list is the 10 best by score, best first."""
+    model, src, tables, outputs = brute_force
+    hyps = beam_search(model, src, beam=128, max_len=BRUTE_MAX_LEN, lenpen=1.0, nbest=10)
+    assert len(hyps) == 3 * 10
+    for i, table in enumerate(tables):
+        scores = np.array([np.sum(np.float32([table[tuple(seq[:j])][seq[j]] for j in range(len(seq))])) / len(seq)
+                           for seq in outputs])
+        best = np.argsort(-scores, kind="stable")[:10]
+        rows = range(i * 10, i * 10 + 10)
+        assert [hyps.tokens[r] + ([EOS_IDX] if hyps.finished[r] else []) for r in rows] == [outputs[b] for b in best]
+        np.testing.assert_allclose(hyps.scores[i * 10:i * 10 + 10], scores[best], rtol=1e-5)
+
+
+def test_nbest_rows_are_distinct_real_outputs_best_first(model, sources):
+    src, rows = sources
+    one = beam_search(model, src, beam=4, max_len=10)
+    hyps = beam_search(model, src, beam=4, max_len=10, nbest=3)
+    assert len(hyps) == 3 * len(rows)
+    for i, row in enumerate(rows):
+        block = range(3 * i, 3 * i + 3)
+        assert hyps.tokens[3 * i] == one.tokens[i] and hyps.scores[3 * i] == one.scores[i]  # nbest 1 is the best
+        assert np.all(np.diff(hyps.scores[3 * i:3 * i + 3]) <= 0)
+        seqs = [hyps.tokens[r] + ([EOS_IDX] if hyps.finished[r] else []) for r in block]
+        assert len({tuple(s) for s in seqs}) == 3
+        np.testing.assert_allclose(hyps.scores[3 * i:3 * i + 3], sequence_scores(model, row, seqs, 1.0), rtol=1e-5)
+
+
+def test_nbest_must_be_between_one_and_the_beam(model, sources):
+    with pytest.raises(ValueError, match=r"nbest must be in \[1, beam=3\], got 4"):
+        beam_search(model, sources[0], beam=3, nbest=4)
+    with pytest.raises(ValueError, match=r"nbest must be in \[1, beam=1\], got 2"):
+        search(model, sources[0], beam=1, nbest=2)
 
 
 def test_beam_scores_at_least_greedy(model, sources):

@@ -53,6 +53,27 @@ def test_translator_keeps_order_and_lines(setup, beam):
     assert translator.translate(SENTENCES) == [r.text for r in records]
 
 
+def test_translator_nbest_lists(setup):
+    model, src_vocab, trg_vocab, tok = setup
+    best = Translator(model, src_vocab, trg_vocab, tok, beam=4, max_len=9, batch_size=3,
+                      warn=lambda m: None).translations(SENTENCES)
+    records = Translator(model, src_vocab, trg_vocab, tok, beam=4, max_len=9, batch_size=3, nbest=3,
+                         warn=lambda m: None).translations(SENTENCES)
+    for sentence, one, record in zip(SENTENCES, best, records):
+        if not sentence.strip():
+            assert record.nbest == [] and record.score is None
+            continue
+        assert len(record.nbest) == 3 and record.nbest[0].ids == one.ids == record.ids
+        assert [h.score for h in record.nbest] == sorted((h.score for h in record.nbest), reverse=True)
+        assert record.nbest[0].score == record.score and record.nbest[0].text == record.text
+        src = np.array([record.src_ids])
+        alone = beam_search(model, src, beam=4, max_len=9, nbest=3)
+        assert [h.ids for h in record.nbest] == alone.tokens
+        assert [h.text for h in record.nbest] == [tok.detokenize(trg_vocab.decode(t)) for t in alone.tokens]
+    with pytest.raises(ValueError, match="nbest"):
+        Translator(model, src_vocab, trg_vocab, tok, beam=2, nbest=3)
+
+
 def test_translate_sentence_attention(setup):
     model, src_vocab, trg_vocab, tok = setup
     tokens, attention = translate_sentence(model, "ein mann schläft im park .", src_vocab, trg_vocab, tok, max_len=9)

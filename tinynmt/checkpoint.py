@@ -4,6 +4,7 @@
                     optimizer=optimizer, train_state={"step": 1200, ...})
     ckpt = load_checkpoint("runs/x")          # a run folder means its best.npz
     ckpt.model, ckpt.config, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer
+    check_same_vocabularies([ckpt, other])    # before ensembling them: CheckpointError if not
 
 Inside the .npz (a zip of .npy files):
     model/<name>        every weight, under the tutorial's PyTorch state_dict names
@@ -209,3 +210,27 @@ def _optimizer_state(path, meta, arrays, model) -> Optional[Dict[str, Any]]:
             raise CheckpointError(f"{path}: tensor {key} has shape {arrays[key].shape} in the "
                                   f"checkpoint but the model has {size} parameters")
     return dict(scalars, m=arrays["optim/m"], v=arrays["optim/v"])
+
+
+def _vocab_difference(a, b):
+    """How two vocabularies differ, in a few words."""
+    if len(a) != len(b):
+        return f"{len(a)} vs {len(b)} tokens"
+    i = next(i for i, (x, y) in enumerate(zip(a.itos, b.itos)) if x != y)
+    return f"token {i} is {a.itos[i]!r} vs {b.itos[i]!r}"
+
+
+def check_same_vocabularies(checkpoints):
+    """A CheckpointError naming the first two checkpoints whose source vocabulary, target
+    vocabulary or tokenizer (BPE merges included) differ: an ensemble's models must read and
+    write the same tokens."""
+    first = checkpoints[0]
+    for other in checkpoints[1:]:
+        for what, a, b in (("source vocabularies", first.src_vocab, other.src_vocab),
+                           ("target vocabularies", first.trg_vocab, other.trg_vocab),
+                           ("tokenizers", first.tokenizer, other.tokenizer)):
+            if a != b:
+                how = (_vocab_difference(a, b) if what != "tokenizers"
+                       else f"{a!r} vs {b!r}" if repr(a) != repr(b) else "different BPE merges")
+                raise CheckpointError(f"{first.path} and {other.path} have different {what} ({how}); "
+                                      f"an ensemble needs the same ones")

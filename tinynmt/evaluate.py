@@ -3,17 +3,25 @@
     python -m tinynmt.evaluate --checkpoint runs/RUN                    # Multi30k test_2016_flickr
     python -m tinynmt.evaluate --checkpoint runs/RUN --beam 5 --output hyp.en
     python -m tinynmt.evaluate --checkpoint ckpt.npz --src-file test.de --ref-file test.en
+    python -m tinynmt.evaluate --checkpoint runs/A runs/B --beam 5     # an ensemble of two
+    python -m tinynmt.evaluate --checkpoint runs/RUN --score-reference --output scores.tsv
 
-Loss: teacher-forced cross-entropy of the references (padding ignored), batched and
-averaged as training's evaluate() does (the mean of the batch losses, the run's batch size
-and label smoothing), so it is the test loss the trainer reports; PPL = exp(loss). The
-line after it gives the plain per-token cross-entropy and its perplexity.
+Several checkpoints are decoded and scored as an ensemble (the log of the models' mean
+probability, as in tinynmt.translate); their vocabularies and tokenizers must be the same.
+
+Loss: teacher-forced cross-entropy of the references (padding ignored, no label smoothing),
+batched and averaged as training's evaluate() does (the mean of the batch losses, the run's
+batch size), so it is the test loss the trainer reports; PPL = exp(loss). The line after it
+gives the plain per-token cross-entropy and its perplexity.
 BLEU: sacrebleu.corpus_bleu of the detokenized hypotheses against the raw reference
 lines, lowercased when the model's tokenizer lowercases; the same number as
 `sacrebleu REF -i HYP [-lc]` on the --output file. Speed: sentences per second of the
 whole translation (tokenize, decode, detokenize), greedy (--beam 1) or beam search.
 Empty source lines give empty hypotheses; over-long lines are cut with a warning (see
-tinynmt.translate). Errors (missing checkpoint or data): `error: ...`, exit status 2.
+tinynmt.translate). --score-reference: instead of all that, one line per sentence with the
+log-probability of its reference (tinynmt.translate --score-reference's format: sum, mean
+per token, each token's), to --output or stdout. Errors (missing checkpoint or data):
+`error: ...`, exit status 2.
 """
 import argparse
 import math
@@ -23,16 +31,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .autograd import no_grad
 from .backend import BackendError, get_array_module, synchronize, to_numpy
 from .cli import OneLineParser, report_error
 from .data import Batches, DataError, read_lines, read_multi30k
 from .data.textfile import check_parallel
-from .decoding import Translator, eval_mode
+from .decoding import Translator, max_positions, members, reference_log_probs, score_references
 from .decoding.translator import encode_source
-from .nn import CrossEntropyLoss, teacher_forced_loss
+from .output_lines import score_line
 from .speed import keep_freed_memory
-from .translate import CLIError, add_decoding_options, check_decoding_options, load, warn
+from .translate import (CLIError, add_checkpoint_option, add_decoding_options, check_decoding_options, load_models,
+                        warn)
 
 
 def sacrebleu_score(hypotheses, references, lowercase):
@@ -72,47 +80,48 @@ class LossResult:
     n_tokens: int      # predicted target tokens (<eos> included)
 
 
-@no_grad()
 def evaluate_loss(model, src_lines, trg_lines, src_vocab, trg_vocab, tokenizer, batch_size=64,
                   max_tokens=None):
-    """Teacher-forced cross-entropy (no label smoothing) over (source, reference) lines -> LossResult.
+    """Teacher-forced cross-entropy (no label smoothing) over (source, reference) lines -> LossResult;
+    `model` may be an Ensemble (its log-probabilities are those of the mean probability).
 
     Batches as the trainer makes them (Batches, sorted by length); pairs with an empty side
     are skipped, as the data pipeline drops them; over-long sides are cut to the model's positions.
     """
     check_parallel(src_lines, trg_lines, "source", "references")
+    src_positions, trg_positions = max_positions(model)
     src_ids, trg_ids = [], []
     for src, trg in zip(src_lines, trg_lines):
         src_tokens, trg_tokens = tokenizer.tokenize(src), tokenizer.tokenize(trg)
         if src_tokens and trg_tokens:
-            src_ids.append(encode_source(src_tokens, src_vocab, model.encoder.max_length)[0])
-            trg_ids.append(encode_source(trg_tokens, trg_vocab, model.decoder.max_length)[0])
+            src_ids.append(encode_source(src_tokens, src_vocab, src_positions)[0])
+            trg_ids.append(encode_source(trg_tokens, trg_vocab, trg_positions)[0])
     if not src_ids:
         return LossResult(math.nan, math.nan, 0)
-    criterion = CrossEntropyLoss(ignore_index=model.trg_pad_idx)
-    losses, counts = [], []
-    with eval_mode(model):
-        for batch in Batches(src_ids, trg_ids, batch_size=batch_size, max_tokens=max_tokens):
-            losses.append(teacher_forced_loss(model, criterion, batch.src, batch.trg).data)
-            counts.append(batch.n_pred_tokens)
-    xp = get_array_module(losses[0])
-    losses = to_numpy(xp.stack(losses)).astype(np.float64)      # one transfer for all batches
-    n_tokens = int(sum(counts))
-    return LossResult(float(losses.mean()), float(losses @ np.array(counts)) / n_tokens, n_tokens)
+    sums, counts = [], []
+    for batch in Batches(src_ids, trg_ids, batch_size=batch_size, max_tokens=max_tokens):
+        sums.append(reference_log_probs(model, batch.src, batch.trg).sum())  # the batch's log-likelihood
+        counts.append(batch.n_pred_tokens)
+    xp = get_array_module(sums[0])
+    nll = -to_numpy(xp.stack(sums)).astype(np.float64)          # (batches,), one transfer for all
+    counts = np.array(counts)
+    return LossResult(float((nll / counts).mean()), float(nll.sum()) / counts.sum(), int(counts.sum()))
 
 
 def build_parser():
     parser = OneLineParser(
         prog="python -m tinynmt.evaluate", description=__doc__.splitlines()[0],
         epilog=__doc__[__doc__.index("Loss:"):], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, metavar="PATH",
-                        help="checkpoint file, or run folder (uses its best.npz)")
+    add_checkpoint_option(parser)
     parser.add_argument("--split", metavar="NAME",
                         help="Multi30k split to score (default: the run's test split, test_2016_flickr)")
     parser.add_argument("--src-file", metavar="F", help="score this source file instead of a Multi30k split")
     parser.add_argument("--ref-file", metavar="F", help="references of --src-file, line for line")
     parser.add_argument("--data-dir", metavar="DIR", help="folder with hand-placed Multi30k files")
-    parser.add_argument("--output", metavar="HYP_FILE", help="write the hypotheses here, one per line")
+    parser.add_argument("--output", metavar="HYP_FILE", help="write the hypotheses here, one per line "
+                        "(with --score-reference: the scores)")
+    parser.add_argument("--score-reference", action="store_true",
+                        help="print the log-probability of each reference instead of evaluating (below)")
     add_decoding_options(parser)
     return parser
 
@@ -133,22 +142,41 @@ def read_test_set(args, config):
     return src_lines, ref_lines, f"Multi30k {split} {config.src}->{config.trg}"
 
 
+def write_lines(path, lines, what):
+    """Write lines (each ending in a newline) to `path` as UTF-8."""
+    try:
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(lines)
+    except OSError as err:
+        raise CLIError(f"cannot write {what} {path}: {err.strerror or err}") from None
+
+
 def run(args):
-    checkpoint = load(args.checkpoint, args.device)
-    model, config = checkpoint.model, checkpoint.config
+    checkpoints, model = load_models(args.checkpoint, args.device)
+    checkpoint, config = checkpoints[0], checkpoints[0].config
     check_decoding_options(args, model)
     try:
         src_lines, ref_lines, what = read_test_set(args, config)
     except DataError as err:
         raise CLIError(str(err)) from None
     vocabs = (checkpoint.src_vocab, checkpoint.trg_vocab, checkpoint.tokenizer)
-    print(f"checkpoint {checkpoint.path}: {what}, {len(src_lines):,} sentences")
+    if args.score_reference:
+        scores = score_references(model, src_lines, ref_lines, *vocabs, batch_size=args.batch_size, warn=warn)
+        lines = [score_line(s) for s in scores]
+        if args.output:
+            write_lines(args.output, lines, "--output")
+        else:
+            sys.stdout.writelines(lines)
+        return 0
+    names = ", ".join(str(c.path) for c in checkpoints)
+    print(f"checkpoint{'s' if len(checkpoints) > 1 else ''} {names}: {what}, {len(src_lines):,} sentences")
     result = evaluate_loss(model, src_lines, ref_lines, *vocabs, batch_size=config.batch_size,
                            max_tokens=config.max_tokens)
     print(f"| Test Loss: {result.loss:.3f} | Test PPL: {math.exp(result.loss):7.3f} |")
     print(f"per token: loss {result.token_nll:.4f}, PPL {math.exp(result.token_nll):.3f} "
           f"({result.n_tokens:,} target tokens)", flush=True)
-    synchronize(get_array_module(model.parameters()[0].data))
+    device = members(model)[0].device
+    synchronize(get_array_module(members(model)[0].parameters()[0].data))
     cut = []  # one summary line instead of a warning per over-long sentence
     score, hypotheses, seconds = evaluate_bleu(model, src_lines, ref_lines, *vocabs, beam=args.beam,
                                                lenpen=args.lenpen, batch_size=args.batch_size,
@@ -159,14 +187,10 @@ def run(args):
     print(score.format(signature=score.signature), flush=True)
     how = "greedy" if args.beam == 1 else f"beam {args.beam}, lenpen {args.lenpen:g}"
     rate = len(src_lines) / seconds if seconds > 0 else float("inf")
-    print(f"decoding ({how}, max_len {args.max_len}, batch {args.batch_size}, {model.device}): "
+    print(f"decoding ({how}, max_len {args.max_len}, batch {args.batch_size}, {device}): "
           f"{len(src_lines):,} sentences in {seconds:.2f} s, {rate:.1f} sentences/s", flush=True)
     if args.output:
-        try:
-            with open(args.output, "w", encoding="utf-8", newline="\n") as f:
-                f.writelines(h + "\n" for h in hypotheses)
-        except OSError as err:
-            raise CLIError(f"cannot write --output {args.output}: {err.strerror or err}") from None
+        write_lines(args.output, [h + "\n" for h in hypotheses], "--output")
     return 0
 
 

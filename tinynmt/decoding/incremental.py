@@ -12,7 +12,8 @@ calling the model's own `Decoder` with a `DecoderCache` (tinynmt/nn/cache.py):
   equal, so no look-ahead mask is needed).
 
 There is one model, and the numbers are the ones `model(src, trg)` computes. Callers run
-it under `no_grad` with the model in eval mode (see `eval_mode`).
+it under `no_grad` with the model in eval mode (see `eval_mode`). An ensemble of models
+(ensemble.py) runs one IncrementalDecoder per model behind the same interface.
 
 Beam search keeps `beams` rows per source sentence, sentence-major (row = n * beams + k).
 The encoder keys/values stay one per sentence: the beams of a sentence are its extra
@@ -30,14 +31,22 @@ from ..nn.cache import DecoderCache
 
 
 @contextmanager
-def eval_mode(model):
-    """Put the model in eval mode (no dropout) for the block, then restore its mode."""
-    was_training = model.training
-    model.eval()
+def eval_mode(*models):
+    """Put the models in eval mode (no dropout) for the block, then restore each one's mode."""
+    was_training = [model.training for model in models]
+    for model in models:
+        model.eval()
     try:
-        yield model
+        yield models[0]
     finally:
-        model.train(was_training)
+        for model, mode in zip(models, was_training):
+            model.train(mode)
+
+
+def forbid_specials(log_probs, forbidden):
+    """Make the ids `forbidden` (<pad>, <sos>) impossible: -inf in log_probs (R, V), in place."""
+    log_probs[:, forbidden] = -get_array_module(log_probs).inf
+    return log_probs
 
 
 class IncrementalDecoder:
@@ -66,14 +75,18 @@ class IncrementalDecoder:
         return self.cache.length
 
     def step(self, tokens):
-        """Feed tokens (R,) at position t -> log-probs (R, V) of position t+1, cross-attention
-        of the last layer (R, H, S)."""
+        """Feed tokens (R,) at position t -> log-probs (R, V) of position t+1, <pad> and <sos>
+        forbidden (-inf), cross-attention of the last layer (R, H, S)."""
+        log_probs, attention = self.next_log_probs(tokens)
+        return forbid_specials(log_probs, self.forbidden), attention
+
+    def next_log_probs(self, tokens):
+        """step() with nothing forbidden: the model's own log-probs (R, V), attention (R, H, S)."""
         rows = tokens.shape[0]
         # one position: no look-ahead mask (every cached position is earlier)
         logits, attention = self.decoder(tokens[:, None], self.enc_src, None, self.src_mask,
                                          self.cache)                     # (R, 1, V), (N, H, beams, S)
         log_probs = log_softmax(logits, axis=-1).data[:, 0]             # (R, 1, V) -> (R, V)
-        log_probs[:, self.forbidden] = -self.xp.inf
         attention = attention.data.transpose(0, 2, 1, 3).reshape(rows, -1, attention.shape[-1])  # (R, H, S)
         return log_probs, attention
 

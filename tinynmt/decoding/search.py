@@ -4,6 +4,10 @@
     hyps = beam_search(model, src, beam=5, max_len=50, lenpen=1.0)
     hyps.tokens[i]    # ids of sentence i, without <sos>/<eos>
     hyps.scores[i]    # its score (below); hyps.finished[i]: it ended with <eos>
+    hyps = beam_search(model, src, beam=5, nbest=3)  # row i * 3 + j: sentence i's j-th best
+
+`model` is a Seq2Seq or an Ensemble of them (ensemble.py): the search steps one decoder
+state either way.
 
 Score of a hypothesis (fairseq's length penalty): the sum of the log-probabilities of its
 tokens, the final <eos> included, divided by length ** lenpen, where length counts those
@@ -20,7 +24,8 @@ Beam search (fairseq's rules): each step takes the best 2 * beam continuations o
 sentence's beams by total log-probability; those ending in <eos> among the best `beam`
 are finished (scored as above), the best `beam` not ending in <eos> go on. A sentence is
 done once `beam` hypotheses have finished, or at max_len, when its live beams finish as
-they are. The best finished hypothesis by score wins. With beam 1 this is greedy search.
+they are. The best finished hypothesis by score wins; with nbest, the nbest best finished
+ones by score, best first. With beam 1 this is greedy search.
 
 Legend: N sentences (n of them still decoding), K beams, L max_len, V target vocabulary.
 """
@@ -33,12 +38,16 @@ from ..autograd import no_grad
 from ..backend import get_array_module, to_numpy
 from ..data import EOS_IDX, SOS_IDX
 from ..speed import top_k_blocked
-from .incremental import IncrementalDecoder, eval_mode
+from .ensemble import members, start_decoding
+from .incremental import eval_mode
 
 
 @dataclass
 class Hypotheses:
-    """The best output of each sentence: ids (no <sos>/<eos>), score, whether it reached <eos>."""
+    """The best output of each sentence: ids (no <sos>/<eos>), score, whether it reached <eos>.
+
+    With nbest > 1 there are nbest rows per sentence, sentence-major, best first; a row beam
+    search could not fill (fewer real hypotheses than nbest) has no ids and score -inf."""
 
     tokens: List[List[int]]
     scores: np.ndarray      # (N,) float32, length-normalised log-probability
@@ -61,7 +70,8 @@ def _unpack(out, total_log_prob, lenpen):
     finished = is_eos.any(axis=1)                                      # (N,)
     lengths = np.where(finished, is_eos.argmax(axis=1) + 1, out.shape[1])  # (N,) tokens, <eos> included
     scores = to_numpy(total_log_prob) / length_penalty(lengths, lenpen)  # (N,)
-    tokens = [row[:n - f].tolist() for row, n, f in zip(out, lengths, finished)]
+    real = np.isfinite(scores)                                         # (N,) False: an unfilled n-best row
+    tokens = [row[:n - f].tolist() if r else [] for row, n, f, r in zip(out, lengths, finished, real)]
     return Hypotheses(tokens, scores, finished)
 
 
@@ -69,8 +79,8 @@ def _unpack(out, total_log_prob, lenpen):
 def greedy_search(model, src, max_len=50, lenpen=1.0):
     """Pick the most probable token at each step, for every sentence of src (N, S) at once."""
     src = np.asarray(src) if isinstance(src, (list, tuple)) else src
-    with eval_mode(model):
-        state = IncrementalDecoder(model, src, max_len)
+    with eval_mode(*members(model)):
+        state = start_decoding(model, src, max_len)
         xp = state.xp
         n = src.shape[0]
         out = xp.full((n, max_len), model.trg_pad_idx, dtype=xp.int64)   # (N, L)
@@ -115,7 +125,7 @@ class _Finished:
         self.xp, self.k = xp, k
         self.tokens = xp.full((n, k, max_len), pad, dtype=xp.int64)     # (N, K, L), <eos> kept
         self.scores = xp.full((n, k), -xp.inf, dtype=xp.float32)         # (N, K)
-        self.total = xp.zeros((n, k), dtype=xp.float32)                  # (N, K) summed log-probs
+        self.total = xp.full((n, k), -xp.inf, dtype=xp.float32)          # (N, K) summed log-probs
         self.count = xp.zeros(n, dtype=xp.int64)                          # (N,)
 
     def add(self, alive, tokens, total, length, lenpen, valid):
@@ -133,15 +143,23 @@ class _Finished:
         self.count[alive] += valid.sum(axis=1)
 
 
-@no_grad()
-def beam_search(model, src, beam=5, max_len=50, lenpen=1.0):
-    """Keep the `beam` best partial translations of every sentence of src (N, S) at once."""
+def check_nbest(beam, nbest):
+    """A ValueError unless 1 <= nbest <= beam."""
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
+    if not 1 <= nbest <= beam:
+        raise ValueError(f"nbest must be in [1, beam={beam}], got {nbest}")
+
+
+@no_grad()
+def beam_search(model, src, beam=5, max_len=50, lenpen=1.0, nbest=1):
+    """Keep the `beam` best partial translations of every sentence of src (N, S) at once;
+    return the nbest best finished ones of each (N * nbest rows)."""
+    check_nbest(beam, nbest)
     src = np.asarray(src) if isinstance(src, (list, tuple)) else src
     K = beam
-    with eval_mode(model):
-        state = IncrementalDecoder(model, src, max_len, beams=K)
+    with eval_mode(*members(model)):
+        state = start_decoding(model, src, max_len, beams=K)
         xp = state.xp
         n = src.shape[0]
         pad = model.trg_pad_idx
@@ -183,14 +201,15 @@ def beam_search(model, src, beam=5, max_len=50, lenpen=1.0):
             rows = (keep[:, None] * K + from_beam[keep]).reshape(-1)   # (n' * K,)
             state.reorder(rows)
             tokens = tokens[keep].reshape(-1)
-    best = finished.scores.argmax(axis=1)                              # (N,)
-    out = xp.take_along_axis(finished.tokens, best[:, None, None], axis=1)[:, 0]  # (N, L)
-    total = xp.take_along_axis(finished.total, best[:, None], axis=1)[:, 0]      # (N,)
-    return _unpack(out, total, lenpen)
+    best = xp.argsort(-finished.scores, axis=1, kind="stable")[:, :nbest]  # (N, nbest), best first
+    out = xp.take_along_axis(finished.tokens, best[:, :, None], axis=1)  # (N, nbest, L)
+    total = xp.take_along_axis(finished.total, best, axis=1)           # (N, nbest)
+    return _unpack(out.reshape(-1, max_len), total.reshape(-1), lenpen)  # (N * nbest, L), (N * nbest,)
 
 
-def search(model, src, beam=1, max_len=50, lenpen=1.0):
+def search(model, src, beam=1, max_len=50, lenpen=1.0, nbest=1):
     """Greedy search for beam 1, beam search otherwise."""
+    check_nbest(beam, nbest)
     if beam == 1:
         return greedy_search(model, src, max_len=max_len, lenpen=lenpen)
-    return beam_search(model, src, beam=beam, max_len=max_len, lenpen=lenpen)
+    return beam_search(model, src, beam=beam, max_len=max_len, lenpen=lenpen, nbest=nbest)

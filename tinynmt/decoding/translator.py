@@ -2,6 +2,7 @@
 
     translator = Translator(model, src_vocab, trg_vocab, tokenizer, beam=5, batch_size=128)
     translator.translate(["Ein Mann schläft.", ""])    # ['a man is sleeping .', '']
+    Translator(..., beam=5, nbest=3).translations(lines)[0].nbest  # 3 Hypothesis, best first
     tokens, attention = translate_sentence(model, "Ein Mann schläft.", src_vocab, trg_vocab,
                                            tokenizer)  # the tutorial's function
 
@@ -11,9 +12,12 @@ Input policies (the same for the library and the command line):
 - Unknown words become <unk> and the sentence is translated as usual.
 - A sentence longer than the encoder's positions (max_length, <sos>/<eos> included) is
   cut to fit; `warn` gets a one-line message saying how many tokens were dropped.
+
+`model` is a Seq2Seq or an Ensemble (ensemble.py); an ensemble takes the positions that
+all of its models take.
 """
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
@@ -21,8 +25,20 @@ import numpy as np
 from ..autograd import no_grad
 from ..backend import to_numpy
 from ..data import EOS_IDX, SOS_IDX, Batches
+from .ensemble import max_positions
 from .incremental import eval_mode
-from .search import greedy_search, search
+from .search import check_nbest, greedy_search, search
+
+
+@dataclass
+class Hypothesis:
+    """One output of beam search for a sentence (an n-best list holds several)."""
+
+    text: str                 # detokenized output
+    tokens: List[str]         # output tokens, no <sos>/<eos>
+    ids: List[int]            # output ids, no <sos>/<eos>
+    score: float              # length-normalised log-probability (-inf: no such hypothesis)
+    finished: bool            # the output ended with <eos>
 
 
 @dataclass
@@ -36,6 +52,7 @@ class Translation:
     ids: List[int]            # output ids, no <sos>/<eos>
     score: Optional[float]    # length-normalised log-probability (None when not decoded)
     finished: bool            # the output ended with <eos> (False: cut at max_len, or empty)
+    nbest: List[Hypothesis] = field(default_factory=list)  # the nbest best, best first ([]: not decoded)
 
 
 def encode_source(tokens, src_vocab, max_positions):
@@ -47,18 +64,21 @@ def encode_source(tokens, src_vocab, max_positions):
 
 
 class Translator:
-    """Translate lists of sentences with one model: greedy (beam 1) or beam search."""
+    """Translate lists of sentences with a model (or an Ensemble): greedy (beam 1) or beam
+    search, keeping the nbest best outputs of each."""
 
     def __init__(self, model, src_vocab, trg_vocab, tokenizer, beam=1, lenpen=1.0, max_len=50,
-                 batch_size=128, warn: Optional[Callable[[str], None]] = None):
+                 batch_size=128, warn: Optional[Callable[[str], None]] = None, nbest=1):
         for name, value in (("beam", beam), ("batch_size", batch_size), ("max_len", max_len)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
-        positions = model.decoder.max_length
+        check_nbest(int(beam), int(nbest))
+        positions = max_positions(model)[1]
         if max_len > positions:
             raise ValueError(f"max_len {max_len} is more than the model's {positions} target positions")
         self.model, self.src_vocab, self.trg_vocab, self.tokenizer = model, src_vocab, trg_vocab, tokenizer
         self.beam, self.lenpen, self.max_len, self.batch_size = int(beam), float(lenpen), int(max_len), int(batch_size)
+        self.nbest = int(nbest)
         self.warn = warn or (lambda message: warnings.warn(message, stacklevel=3))
 
     def translate(self, sentences: Sequence[str], names: Optional[Sequence[str]] = None) -> List[str]:
@@ -68,7 +88,7 @@ class Translator:
     def translations(self, sentences: Sequence[str], names: Optional[Sequence[str]] = None) -> List[Translation]:
         """Translation records, one per sentence, in order; `names` label warnings ("line 3")."""
         names = names or [f"sentence {i + 1}" for i in range(len(sentences))]
-        positions = self.model.encoder.max_length
+        positions = max_positions(self.model)[0]
         results: List[Optional[Translation]] = [None] * len(sentences)
         todo, todo_ids = [], []
         for i, sentence in enumerate(sentences):
@@ -84,13 +104,21 @@ class Translator:
         if todo:
             # sorted by length into batches: little padding, and the same batches every time
             for batch in Batches(todo_ids, None, batch_size=self.batch_size):
-                hyps = search(self.model, batch.src, beam=self.beam, max_len=self.max_len, lenpen=self.lenpen)
-                for j, ids, score, finished in zip(batch.index.tolist(), hyps.tokens, hyps.scores, hyps.finished):
+                hyps = search(self.model, batch.src, beam=self.beam, max_len=self.max_len, lenpen=self.lenpen,
+                              nbest=self.nbest)
+                for row, j in enumerate(batch.index.tolist()):
                     record = results[todo[j]]
-                    record.ids, record.score, record.finished = ids, float(score), bool(finished)
-                    record.tokens = self.trg_vocab.decode(ids)
-                    record.text = self.tokenizer.detokenize(record.tokens)
+                    record.nbest = [self.hypothesis(hyps, row * self.nbest + k) for k in range(self.nbest)]
+                    best = record.nbest[0]
+                    record.text, record.tokens, record.ids = best.text, best.tokens, best.ids
+                    record.score, record.finished = best.score, best.finished
         return results
+
+    def hypothesis(self, hyps, row):
+        """Row `row` of search's Hypotheses as text."""
+        tokens = self.trg_vocab.decode(hyps.tokens[row])
+        return Hypothesis(self.tokenizer.detokenize(tokens), tokens, hyps.tokens[row],
+                          float(hyps.scores[row]), bool(hyps.finished[row]))
 
 
 @no_grad()
