@@ -13,7 +13,7 @@ import numpy as np
 
 from tinynmt.data import PAD_IDX, Batches
 from tinynmt.distributed import SINGLE, init
-from tinynmt.nn import CrossEntropyLoss, build_transformer
+from tinynmt.nn import CrossEntropyLoss, ModelConfig, build_transformer
 from tinynmt.optim import Adam
 from tinynmt.train import config_from_args, train
 from tinynmt.config import build_parser
@@ -22,9 +22,9 @@ from tinynmt.trainer import shard_batch, train_step
 
 def float64_model():
     """A tiny seeded Seq2Seq in float64, dropout off."""
-    model = build_transformer(23, 19, PAD_IDX, PAD_IDX, hid_dim=16, enc_layers=1, dec_layers=1,
-                              enc_heads=2, dec_heads=2, enc_pf_dim=32, dec_pf_dim=32, enc_dropout=0.0,
-                              dec_dropout=0.0, max_length=20, seed=7)
+    model = build_transformer(23, 19, PAD_IDX, PAD_IDX, ModelConfig(
+        hid_dim=16, enc_layers=1, dec_layers=1, enc_heads=2, dec_heads=2, enc_pf_dim=32, dec_pf_dim=32,
+        enc_dropout=0.0, dec_dropout=0.0, max_length=20), seed=7)
     for p in model.parameters():
         p.data = p.data.astype(np.float64)
     return model

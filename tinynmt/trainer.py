@@ -29,12 +29,12 @@ import numpy as np
 from .autograd import no_grad
 from .backend import Generator, to_numpy, xp_for
 from .checkpoint import CheckpointError, save_checkpoint
-from .config import ConfigError, model_from_config
+from .config import ConfigError
 from .data import PAD_IDX, DataError, build_dataset, load_dataset, read_multi30k
 from .decoding import Translator, eval_mode
 from .distributed import SINGLE, first_different, fingerprint
 from .evaluate import sacrebleu_score
-from .nn import CrossEntropyLoss, set_dropout_generator, teacher_forced_loss
+from .nn import CrossEntropyLoss, build_transformer, set_dropout_generator, teacher_forced_loss
 from .optim import SCHEDULES, Adam, clip_grad_norm_
 
 
@@ -152,7 +152,8 @@ class Trainer:
     @classmethod
     def create(cls, config, data, comm=SINGLE):
         """A fresh run: weights initialised from config.seed."""
-        model = model_from_config(config, len(data.src_vocab), len(data.trg_vocab), PAD_IDX, PAD_IDX)
+        model = build_transformer(len(data.src_vocab), len(data.trg_vocab), PAD_IDX, PAD_IDX, config,
+                                  seed=config.seed)
         return cls(config, data, model, comm)
 
     @classmethod

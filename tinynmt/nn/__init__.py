@@ -5,11 +5,11 @@ from .cache import DecoderCache, KVCache
 from .layers import Dropout, Embedding, LayerNorm, Linear, set_dropout_generator
 from .loss import CrossEntropyLoss, teacher_forced_loss
 from .module import Module, ModuleList, Parameter
-from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer, Seq2Seq,
-                          build_transformer, tie_embeddings)
+from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer, ModelConfig, Seq2Seq,
+                          build_transformer, tie_embedding_weights)
 
 __all__ = ["CrossEntropyLoss", "Decoder", "DecoderCache", "DecoderLayer", "Dropout", "Embedding",
-           "Encoder", "EncoderLayer", "KVCache", "LayerNorm", "Linear", "Module", "ModuleList",
+           "Encoder", "EncoderLayer", "KVCache", "LayerNorm", "Linear", "ModelConfig", "Module", "ModuleList",
            "MultiHeadAttentionLayer", "Parameter", "PositionwiseFeedforwardLayer", "Seq2Seq",
            "build_transformer", "init", "set_dropout_generator", "teacher_forced_loss",
-           "tie_embeddings"]
+           "tie_embedding_weights"]

@@ -5,15 +5,22 @@ Layer norms: the article's layers have one `layer_norm` used after every sublaye
 (`self_attn_layer_norm`, `enc_attn_layer_norm`, `ff_layer_norm`: layer_norms="separate"),
 so the weights of either version load under their own names.
 
+    model = build_transformer(src_vocab_size, trg_vocab_size, PAD_IDX, PAD_IDX)   # the tutorial's
+    model = build_transformer(..., ModelConfig(hid_dim=128, enc_layers=2), seed=1)  # other sizes
+    model = build_transformer(..., config, seed=config.seed)   # a training Config is a ModelConfig
+
 Legend: B batch, S source length, T target length, D hidden (hid_dim), H heads, V vocabulary.
 Token ids arrive as integer arrays (B, S) / (B, T), normally on the host, where they are
 checked against the vocabulary before moving to the model's device.
 """
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..backend import get_array_module, to_device
+from ..cli import ConfigError, check_fields, one_of, option, positive, probability
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
 from .layers import Dropout, Embedding, LayerNorm, Linear, check_ids
 from .module import Module, ModuleList
@@ -27,6 +34,46 @@ def check_layer_norms(layer_norms):
     if layer_norms not in LAYER_NORMS:
         raise ValueError(f"layer_norms must be one of {', '.join(LAYER_NORMS)}, got {layer_norms!r}")
     return layer_norms
+
+
+@dataclass
+class ModelConfig:
+    """The model's sizes and options, the one place they are declared; the defaults are the
+    tutorial's. tinynmt.config.Config adds the training options to these (the same flags)."""
+
+    hid_dim: int = option(256, "model width (embedding and hidden size)", positive)
+    enc_layers: int = option(3, "encoder layers", positive)
+    dec_layers: int = option(3, "decoder layers", positive)
+    enc_heads: int = option(8, "encoder attention heads (must divide hid_dim)", positive)
+    dec_heads: int = option(8, "decoder attention heads (must divide hid_dim)", positive)
+    enc_pf_dim: int = option(512, "encoder feed-forward inner size", positive)
+    dec_pf_dim: int = option(512, "decoder feed-forward inner size", positive)
+    enc_dropout: float = option(0.1, "encoder dropout probability", probability)
+    dec_dropout: float = option(0.1, "decoder dropout probability", probability)
+    max_length: int = option(100, "positions the model can embed (longest sentence, <sos>/<eos> "
+                                  "included)", positive)
+    share_vocab: bool = option(False, "one vocabulary built from both languages' training text "
+                                      "(with --tie-embeddings the encoder shares it too)")
+    tie_embeddings: bool = option(False, "the decoder's output layer uses its embedding matrix "
+                                         "(and the encoder's, with --share-vocab)")
+    layer_norms: str = option("shared", "shared: one layer_norm per layer, as the article has it; "
+                                        "separate: one per sublayer, as the later notebook "
+                                        "(self_attn_/enc_attn_/ff_layer_norm)", one_of(LAYER_NORMS))
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        """Raise ConfigError naming the first bad value."""
+        check_fields(self)
+        for side in ("enc", "dec"):
+            heads = getattr(self, f"{side}_heads")
+            if self.hid_dim % heads:
+                raise ConfigError(f"{side}_heads={heads} does not divide hid_dim={self.hid_dim}")
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
 
 
 def embed(tokens, tok_embedding, pos_embedding, dropout, scale, max_length, what, start=0):
@@ -188,7 +235,7 @@ class Seq2Seq(Module):
         return self.decoder(trg, enc_src, self.make_trg_mask(trg), src_mask)
 
 
-def tie_embeddings(model, share_encoder=False):
+def tie_embedding_weights(model, share_encoder=False):
     """Make the decoder's output projection use its input embedding matrix, (V, D) both
     (Press & Wolf, 2017); with share_encoder, the encoder's embedding too (one joint vocabulary).
 
@@ -206,16 +253,15 @@ def tie_embeddings(model, share_encoder=False):
     return model
 
 
-def build_transformer(src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, hid_dim=256,
-                      enc_layers=3, dec_layers=3, enc_heads=8, dec_heads=8, enc_pf_dim=512,
-                      dec_pf_dim=512, enc_dropout=0.1, dec_dropout=0.1, max_length=100,
-                      seed=1234, tie=False, share_encoder=False, layer_norms="shared"):
-    """The tutorial's model: build, then xavier_uniform_ every weight with more than one dim;
-    tie=True then ties the embeddings (see tie_embeddings)."""
+def build_transformer(src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, config=None, seed=1234):
+    """The tutorial's model with `config`'s sizes (a ModelConfig, or a training Config, which is
+    one; None: the tutorial's): build, xavier_uniform_ every weight with more than one dim from
+    `seed`, then tie the embeddings if config.tie_embeddings (see tie_embedding_weights)."""
     from .init import initialize_weights
-    enc = Encoder(src_vocab_size, hid_dim, enc_layers, enc_heads, enc_pf_dim, enc_dropout, max_length,
-                  layer_norms)
-    dec = Decoder(trg_vocab_size, hid_dim, dec_layers, dec_heads, dec_pf_dim, dec_dropout, max_length,
-                  layer_norms)
+    c = ModelConfig() if config is None else config
+    enc = Encoder(src_vocab_size, c.hid_dim, c.enc_layers, c.enc_heads, c.enc_pf_dim, c.enc_dropout,
+                  c.max_length, c.layer_norms)
+    dec = Decoder(trg_vocab_size, c.hid_dim, c.dec_layers, c.dec_heads, c.dec_pf_dim, c.dec_dropout,
+                  c.max_length, c.layer_norms)
     model = initialize_weights(Seq2Seq(enc, dec, src_pad_idx, trg_pad_idx), np.random.default_rng(seed))
-    return tie_embeddings(model, share_encoder) if tie else model
+    return tie_embedding_weights(model, c.share_vocab) if c.tie_embeddings else model
