@@ -1,5 +1,10 @@
 """The tutorial's Transformer: Encoder, Decoder and Seq2Seq, post-norm, learned positions.
 
+Dropout, as the tutorial has it: on the embeddings, on each sublayer's output before the
+residual sum, on the attention weights after softmax and after the ReLU of the feed-forward
+block, all with the side's one probability (enc_dropout / dec_dropout). attention_dropout and
+activation_dropout set the last two apart (fairseq's --attention-dropout/--activation-dropout).
+
 Layer norms: the article's layers have one `layer_norm` used after every sublayer
 (layer_norms="shared", the default); the later notebook gives each sublayer its own
 (`self_attn_layer_norm`, `enc_attn_layer_norm`, `ff_layer_norm`: layer_norms="separate"),
@@ -16,6 +21,8 @@ checked against the vocabulary before moving to the model's device.
 import dataclasses
 import math
 from dataclasses import dataclass
+
+from typing import Optional
 
 import numpy as np
 
@@ -59,6 +66,12 @@ class ModelConfig:
     layer_norms: str = option("shared", "shared: one layer_norm per layer, as the article has it; "
                                         "separate: one per sublayer, as the later notebook "
                                         "(self_attn_/enc_attn_/ff_layer_norm)", one_of(LAYER_NORMS))
+    attention_dropout: Optional[float] = option(None, "dropout on the attention weights after softmax "
+                                                      "(none: enc_dropout/dec_dropout, as in the "
+                                                      "tutorial)", probability)
+    activation_dropout: Optional[float] = option(None, "dropout after the ReLU of the feed-forward "
+                                                       "block (none: enc_dropout/dec_dropout, as in "
+                                                       "the tutorial)", probability)
 
     def __post_init__(self):
         self.validate()
@@ -76,6 +89,12 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
+def sublayer_dropouts(dropout, attention_dropout, activation_dropout):
+    """(attention, activation) dropout probabilities: each the layer's `dropout` where None."""
+    return (dropout if attention_dropout is None else attention_dropout,
+            dropout if activation_dropout is None else activation_dropout)
+
+
 def embed(tokens, tok_embedding, pos_embedding, dropout, scale, max_length, what, start=0):
     """dropout(tok_embedding(tokens) * sqrt(D) + pos_embedding(positions)): (B, L) -> (B, L, D);
     positions start at `start` (decoding: after the cached ones)."""
@@ -90,7 +109,8 @@ def embed(tokens, tok_embedding, pos_embedding, dropout, scale, max_length, what
 class EncoderLayer(Module):
     """Self-attention then feed-forward, each added to its input and normalised (post-norm)."""
 
-    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared"):
+    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared", attention_dropout=None,
+                 activation_dropout=None):
         super().__init__()
         self.shared_norm = check_layer_norms(layer_norms) == "shared"
         if self.shared_norm:
@@ -98,8 +118,9 @@ class EncoderLayer(Module):
         else:
             self.self_attn_layer_norm = LayerNorm(hid_dim)
             self.ff_layer_norm = LayerNorm(hid_dim)
-        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
-        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
+        attention_p, activation_p = sublayer_dropouts(dropout, attention_dropout, activation_dropout)
+        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
+        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, activation_p)
         self.dropout = Dropout(dropout)
 
     def forward(self, src, src_mask):
@@ -114,12 +135,13 @@ class EncoderLayer(Module):
 
 class Encoder(Module):
     def __init__(self, input_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100,
-                 layer_norms="shared"):
+                 layer_norms="shared", attention_dropout=None, activation_dropout=None):
         super().__init__()
         self.max_length = max_length
         self.tok_embedding = Embedding(input_dim, hid_dim)
         self.pos_embedding = Embedding(max_length, hid_dim)
-        self.layers = ModuleList(EncoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms)
+        self.layers = ModuleList(EncoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms,
+                                              attention_dropout, activation_dropout)
                                  for _ in range(n_layers))
         self.dropout = Dropout(dropout)
         self.scale = math.sqrt(hid_dim)
@@ -136,7 +158,8 @@ class Encoder(Module):
 class DecoderLayer(Module):
     """Masked self-attention, attention over the encoder output, feed-forward (post-norm)."""
 
-    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared"):
+    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared", attention_dropout=None,
+                 activation_dropout=None):
         super().__init__()
         self.shared_norm = check_layer_norms(layer_norms) == "shared"
         if self.shared_norm:
@@ -145,9 +168,10 @@ class DecoderLayer(Module):
             self.self_attn_layer_norm = LayerNorm(hid_dim)
             self.enc_attn_layer_norm = LayerNorm(hid_dim)
             self.ff_layer_norm = LayerNorm(hid_dim)
-        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
-        self.encoder_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
-        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
+        attention_p, activation_p = sublayer_dropouts(dropout, attention_dropout, activation_dropout)
+        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
+        self.encoder_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
+        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, activation_p)
         self.dropout = Dropout(dropout)
 
     def forward(self, trg, enc_src, trg_mask, src_mask, cache=None):
@@ -167,12 +191,13 @@ class DecoderLayer(Module):
 
 class Decoder(Module):
     def __init__(self, output_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100,
-                 layer_norms="shared"):
+                 layer_norms="shared", attention_dropout=None, activation_dropout=None):
         super().__init__()
         self.max_length = max_length
         self.tok_embedding = Embedding(output_dim, hid_dim)
         self.pos_embedding = Embedding(max_length, hid_dim)
-        self.layers = ModuleList(DecoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms)
+        self.layers = ModuleList(DecoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms,
+                                              attention_dropout, activation_dropout)
                                  for _ in range(n_layers))
         self.fc_out = Linear(hid_dim, output_dim)
         self.dropout = Dropout(dropout)
@@ -260,8 +285,8 @@ def build_transformer(src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, 
     from .init import initialize_weights
     c = ModelConfig() if config is None else config
     enc = Encoder(src_vocab_size, c.hid_dim, c.enc_layers, c.enc_heads, c.enc_pf_dim, c.enc_dropout,
-                  c.max_length, c.layer_norms)
+                  c.max_length, c.layer_norms, c.attention_dropout, c.activation_dropout)
     dec = Decoder(trg_vocab_size, c.hid_dim, c.dec_layers, c.dec_heads, c.dec_pf_dim, c.dec_dropout,
-                  c.max_length, c.layer_norms)
+                  c.max_length, c.layer_norms, c.attention_dropout, c.activation_dropout)
     model = initialize_weights(Seq2Seq(enc, dec, src_pad_idx, trg_pad_idx), np.random.default_rng(seed))
     return tie_embedding_weights(model, c.share_vocab) if c.tie_embeddings else model
