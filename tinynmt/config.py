@@ -76,6 +76,10 @@ class Config(ModelConfig):
                                        "inverse_sqrt", one_of(tuple(SCHEDULES)))
     warmup: int = option(4000, "warmup steps of the inverse_sqrt schedule", positive)
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss", probability)
+    rdrop: float = option(0.0, "R-Drop's alpha: each batch goes through the model twice (different "
+                               "dropout masks, twice the activations) and the loss adds alpha/2 x "
+                               "the two outputs' symmetric KL per target token (Liang et al. 2021, "
+                               "fairseq's --rdrop-alpha; 0: off)", not_negative)
     weight_decay: float = option(0.0, "Adam's L2 weight decay", not_negative)
     seed: int = option(1234, "seed of the weights, the batch order and dropout")
     select_by: str = option("loss", "validation metric that picks best.npz and drives --patience: "
