@@ -120,3 +120,19 @@ def test_preset_flag_and_the_new_fields_parse(capsys):
         Config(select_by="accuracy")
     with pytest.raises(ConfigError, match="patience"):
         Config(patience=0)
+
+
+def test_every_preset_is_a_valid_config_builds_its_model_and_is_named_in_the_help(monkeypatch):
+    from tinynmt.config import PRESETS
+    for name in PRESETS:
+        config = Config.from_preset(name)          # unknown keys or bad values would raise here
+        assert build_transformer(60, 60, 1, 1, config).num_parameters() > 0, name
+    monkeypatch.setenv("COLUMNS", "400")           # one line per flag: no name broken at a hyphen
+    assert f"start from a named recipe: {', '.join(PRESETS)} " in build_parser().format_help()
+
+
+@pytest.mark.parametrize("name, src, trg", [("strong-deen", "de", "en"), ("strong-ende", "en", "de")])
+def test_the_direction_presets_set_their_languages_and_parse(name, src, trg):
+    from tinynmt.train import config_from_args
+    config = config_from_args(vars(build_parser().parse_args(["--preset", name, "--rdrop", "0.5"])))
+    assert (config.src, config.trg, config.rdrop) == (src, trg, 0.5)

@@ -35,6 +35,19 @@ PRESETS = {
                    tie_embeddings=True, enc_dropout=0.1, dec_dropout=0.1, label_smoothing=0.1,
                    schedule="inverse_sqrt", lr=1e-3, warmup=1000, batch_size=64, epochs=16,
                    select_by="bleu", patience=5, average_last=5),
+    # The recipes for each direction, German->English and English->German. For now their values
+    # are strong's (so unmeasured as such) with the languages set; the final recipe values will
+    # be filled in when measured (benchmarks/RESULTS.md).
+    "strong-deen": dict(src="de", trg="en", tokenizer="bpe", bpe_merges=8000, share_vocab=True,
+                        min_freq=1, tie_embeddings=True, enc_dropout=0.1, dec_dropout=0.1,
+                        attention_dropout=None, activation_dropout=None, label_smoothing=0.1,
+                        rdrop=0.0, schedule="inverse_sqrt", lr=1e-3, warmup=1000, batch_size=64,
+                        epochs=16, select_by="bleu", patience=5, average_last=5),
+    "strong-ende": dict(src="en", trg="de", tokenizer="bpe", bpe_merges=8000, share_vocab=True,
+                        min_freq=1, tie_embeddings=True, enc_dropout=0.1, dec_dropout=0.1,
+                        attention_dropout=None, activation_dropout=None, label_smoothing=0.1,
+                        rdrop=0.0, schedule="inverse_sqrt", lr=1e-3, warmup=1000, batch_size=64,
+                        epochs=16, select_by="bleu", patience=5, average_last=5),
 }
 
 
@@ -148,8 +161,8 @@ class Config(ModelConfig):
 def build_parser(prog="python -m tinynmt.train", description=None):
     """One flag per Config field (see cli.parser_from_fields), and --preset."""
     parser = parser_from_fields(Config, prog, description)
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe "
-                        "(its values are in tinynmt/config.py's PRESETS); flags given override it "
-                        "(default: tutorial)")
+    parser.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
+                        help=f"start from a named recipe: {', '.join(PRESETS)} (their values are in "
+                        "tinynmt/config.py's PRESETS); flags given override it (default: tutorial)")
     return parser
 
