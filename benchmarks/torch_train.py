@@ -22,8 +22,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tinynmt.checkpoint import save_checkpoint  # noqa: E402
-from tinynmt.config import Config, model_from_config  # noqa: E402
+from tinynmt.config import Config  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
+from tinynmt.nn import build_transformer  # noqa: E402
 from tinynmt.torch_reference import build_torch_transformer  # noqa: E402
 
 
@@ -79,7 +80,8 @@ def main():
     model.load_state_dict(best_state)
     test = evaluate(model, data.test.batches(), criterion)
     print(json.dumps({"best_valid_loss": best_valid, "test_loss": test, "test_ppl": math.exp(test)}), flush=True)
-    tiny = model_from_config(config, len(data.src_vocab), len(data.trg_vocab), PAD_IDX, PAD_IDX)
+    tiny = build_transformer(len(data.src_vocab), len(data.trg_vocab), PAD_IDX, PAD_IDX, config,
+                             seed=config.seed)
     tiny.load_state_dict({k: v.numpy() for k, v in best_state.items()})
     save_checkpoint(out / "best.npz", tiny, config, data.src_vocab, data.trg_vocab, data.tokenizer)
     (out / "log.json").write_text(json.dumps({"epochs": log, "test_loss": test}, indent=1))

@@ -1,8 +1,9 @@
 """What tests/test_distributed.py runs under `mpiexec -n 2 python tests/mpi_worker.py KIND ...`.
 
-    grad                       2-rank float64 gradient of one global batch vs one process (rank 0
+    grad [RDROP]               2-rank float64 gradient of one global batch vs one process (rank 0
                                prints the largest differences as JSON; exit 1 when they are large;
-                               Adam's m / sqrt(v) magnifies 1e-17 gradient noise to ~1e-11)
+                               Adam's m / sqrt(v) magnifies 1e-17 gradient noise to ~1e-11);
+                               RDROP: the step's R-Drop alpha (dropout is off: its KL term is 0)
     train STOP RANK FLAGS...   train() with the CLI's FLAGS; rank RANK alone asks to stop after
                                step STOP (0: never); exit 130 when interrupted
 """
@@ -13,7 +14,7 @@ import numpy as np
 
 from tinynmt.data import PAD_IDX, Batches
 from tinynmt.distributed import SINGLE, init
-from tinynmt.nn import CrossEntropyLoss, build_transformer
+from tinynmt.nn import CrossEntropyLoss, ModelConfig, build_transformer
 from tinynmt.optim import Adam
 from tinynmt.train import config_from_args, train
 from tinynmt.config import build_parser
@@ -22,33 +23,33 @@ from tinynmt.trainer import shard_batch, train_step
 
 def float64_model():
     """A tiny seeded Seq2Seq in float64, dropout off."""
-    model = build_transformer(23, 19, PAD_IDX, PAD_IDX, hid_dim=16, enc_layers=1, dec_layers=1,
-                              enc_heads=2, dec_heads=2, enc_pf_dim=32, dec_pf_dim=32, enc_dropout=0.0,
-                              dec_dropout=0.0, max_length=20, seed=7)
+    model = build_transformer(23, 19, PAD_IDX, PAD_IDX, ModelConfig(
+        hid_dim=16, enc_layers=1, dec_layers=1, enc_heads=2, dec_heads=2, enc_pf_dim=32, dec_pf_dim=32,
+        enc_dropout=0.0, dec_dropout=0.0, max_length=20), seed=7)
     for p in model.parameters():
         p.data = p.data.astype(np.float64)
     return model
 
 
-def step_gradient(comm, batches, idx):
+def step_gradient(comm, batches, idx, rdrop=0.0):
     """train_step on this rank's share of batch idx -> (flat gradient, norm, weights after Adam)."""
     model = float64_model()
     optimizer = Adam(model.parameters(), lr=1e-2)
     criterion = CrossEntropyLoss(ignore_index=PAD_IDX, label_smoothing=0.1)
     batch, share, _ = shard_batch(batches, idx, comm)
-    _, norm = train_step(model, criterion, optimizer, batch.src, batch.trg, 1e9, comm, share)
+    _, norm = train_step(model, criterion, optimizer, batch.src, batch.trg, 1e9, comm, share, rdrop)
     return optimizer.flat_grad.copy(), float(norm), optimizer.flat_param.copy()
 
 
-def grad(comm):
+def grad(comm, rdrop=0.0):
     rng = np.random.default_rng(3)
     lengths = [(3, 9), (8, 4), (5, 5), (11, 7), (4, 12), (6, 3), (9, 10)]   # 7 rows: 4 and 3 a rank
     src = [[2, *rng.integers(4, 23, n - 2), 3] for n, _ in lengths]
     trg = [[2, *rng.integers(4, 19, n - 2), 3] for _, n in lengths]
     batches = Batches(src, trg, batch_size=7)
     idx = np.arange(7)
-    shared = step_gradient(comm, batches, idx)
-    alone = step_gradient(SINGLE, batches, idx)
+    shared = step_gradient(comm, batches, idx, rdrop)
+    alone = step_gradient(SINGLE, batches, idx, rdrop)
     diffs = {name: float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
              for name, a, b in zip(("grad", "norm", "weights"), shared, alone)}
     rows = [len(r) for r in comm.allgather(comm.shard(idx))]
@@ -71,5 +72,5 @@ if __name__ == "__main__":
     world = init()
     kind = sys.argv[1]
     if kind == "grad":
-        sys.exit(grad(world))
+        sys.exit(grad(world, float(sys.argv[2]) if len(sys.argv) > 2 else 0.0))
     sys.exit(run_train(world, int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]))

@@ -13,9 +13,9 @@ import pytest
 from tinynmt.backend import Generator
 from tinynmt.checkpoint import (CheckpointError, load_checkpoint, read_config, resolve_checkpoint,
                                 save_checkpoint)
-from tinynmt.config import Config, model_from_config
+from tinynmt.config import Config
 from tinynmt.data import PAD_IDX, Vocab, get_tokenizer
-from tinynmt.nn import CrossEntropyLoss, set_dropout_generator
+from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator
 from tinynmt.optim import Adam
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def trained(tmp_path):
     """A tiny model, Adam and a dropout generator after two steps, saved to tmp_path/ckpt.npz."""
     config = Config(**TINY)
     src, trg = vocab(["a", "b", "c"]), vocab(["x", "y", "z", "w"])
-    model = model_from_config(config, len(src), len(trg), PAD_IDX, PAD_IDX)
+    model = build_transformer(len(src), len(trg), PAD_IDX, PAD_IDX, config, seed=config.seed)
     generator = Generator(7)
     set_dropout_generator(model, generator)
     optimizer = Adam(model.parameters(), lr=1e-2)
@@ -182,11 +182,12 @@ def test_failed_save_keeps_the_old_file(trained, monkeypatch):
 SAVE_FOREVER = """
 import sys
 from tinynmt.checkpoint import save_checkpoint
-from tinynmt.config import Config, model_from_config
+from tinynmt.config import Config
 from tinynmt.data import Vocab, get_tokenizer
+from tinynmt.nn import build_transformer
 config = Config(hid_dim=64, enc_layers=2, dec_layers=2)
 v = Vocab(["<unk>", "<pad>", "<sos>", "<eos>"] + [f"w{i}" for i in range(3000)])
-model = model_from_config(config, len(v), len(v), 1, 1)
+model = build_transformer(len(v), len(v), 1, 1, config, seed=config.seed)
 save_checkpoint(sys.argv[1], model, config, v, v, get_tokenizer("whitespace"))
 print("saved", flush=True)
 while True:

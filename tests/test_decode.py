@@ -12,16 +12,16 @@ import pytest
 from tinynmt import no_grad
 from tinynmt.data import EOS_IDX, PAD_IDX, SOS_IDX
 from tinynmt.decoding import beam_search, greedy_search, search
-from tinynmt.nn import build_transformer
+from tinynmt.nn import ModelConfig, build_transformer
 
 FORBIDDEN = [PAD_IDX, SOS_IDX]
 
 
 def tiny_model(src_vocab=23, trg_vocab=17, eos_bias=2.0, seed=7, max_length=24):
     """A random 2-layer model; a raised <eos> bias makes some outputs stop early, some not."""
-    model = build_transformer(src_vocab, trg_vocab, PAD_IDX, PAD_IDX, hid_dim=32, enc_layers=2,
-                              dec_layers=2, enc_heads=4, dec_heads=4, enc_pf_dim=48, dec_pf_dim=48,
-                              max_length=max_length, seed=seed)
+    model = build_transformer(src_vocab, trg_vocab, PAD_IDX, PAD_IDX, ModelConfig(
+        hid_dim=32, enc_layers=2, dec_layers=2, enc_heads=4, dec_heads=4, enc_pf_dim=48, dec_pf_dim=48,
+        max_length=max_length), seed=seed)
     model.decoder.fc_out.bias.data[EOS_IDX] += eos_bias
     return model.eval()
 

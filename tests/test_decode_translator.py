@@ -5,7 +5,7 @@ import pytest
 from tinynmt.attention_plot import plot_attention
 from tinynmt.data import EOS_IDX, PAD_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Translator, beam_search, greedy_search, translate_sentence
-from tinynmt.nn import build_transformer
+from tinynmt.nn import ModelConfig, build_transformer
 
 SRC_WORDS = "ein mann eine frau hund läuft schläft im park . zwei kinder spielen".split()
 TRG_WORDS = "a man woman dog runs sleeps in the park . two children play".split()
@@ -14,9 +14,9 @@ TRG_WORDS = "a man woman dog runs sleeps in the park . two children play".split(
 @pytest.fixture(scope="module")
 def setup():
     src_vocab, trg_vocab = Vocab(SPECIALS + tuple(SRC_WORDS)), Vocab(SPECIALS + tuple(TRG_WORDS))
-    model = build_transformer(len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX, hid_dim=32,
-                              enc_layers=2, dec_layers=2, enc_heads=4, dec_heads=4, enc_pf_dim=48,
-                              dec_pf_dim=48, max_length=12, seed=3)
+    model = build_transformer(len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX, ModelConfig(
+        hid_dim=32, enc_layers=2, dec_layers=2, enc_heads=4, dec_heads=4, enc_pf_dim=48, dec_pf_dim=48,
+        max_length=12), seed=3)
     model.decoder.fc_out.bias.data[EOS_IDX] += 1.5  # some outputs end early, some run to max_len
     return model.eval(), src_vocab, trg_vocab, get_tokenizer("whitespace", lower=True)
 

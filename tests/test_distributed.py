@@ -117,8 +117,9 @@ def test_shards_cover_the_batch_once_and_an_empty_rank_reruns_a_row_with_weight_
 # ----- under mpiexec -n 2
 
 @needs_mpi
-def test_two_rank_gradient_of_one_global_batch_equals_one_process_in_float64():
-    result = mpirun(WORKER, "grad")
+@pytest.mark.parametrize("rdrop", ["0", "2.5"])       # R-Drop's loss, too, weighs each rank's share
+def test_two_rank_gradient_of_one_global_batch_equals_one_process_in_float64(rdrop):
+    result = mpirun(WORKER, "grad", rdrop)
     assert result.returncode == 0, result.stderr + result.stdout
     diffs = json.loads(result.stdout.strip().splitlines()[-1])
     assert diffs["rows"] == [4, 3] and diffs["trg_widths"][0] != diffs["trg_widths"][1]

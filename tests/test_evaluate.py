@@ -11,10 +11,11 @@ import pytest
 
 from tinynmt import no_grad
 from tinynmt.checkpoint import load_checkpoint, save_checkpoint
-from tinynmt.config import Config, model_from_config
+from tinynmt.config import Config
 from tinynmt.data import EOS_IDX, PAD_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Translator
 from tinynmt.evaluate import evaluate_bleu, evaluate_loss, main
+from tinynmt.nn import build_transformer
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC_WORDS = "ein mann eine frau hund läuft schläft im park . zwei kinder spielen".split()
@@ -30,7 +31,7 @@ def run_dir(tmp_path_factory):
     config = Config(hid_dim=32, enc_layers=2, dec_layers=2, enc_heads=4, dec_heads=4, enc_pf_dim=48,
                     dec_pf_dim=48, max_length=12)
     src_vocab, trg_vocab = Vocab(SPECIALS + tuple(SRC_WORDS)), Vocab(SPECIALS + tuple(TRG_WORDS))
-    model = model_from_config(config, len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX)
+    model = build_transformer(len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX, config, seed=config.seed)
     model.decoder.fc_out.bias.data[EOS_IDX] += 1.5
     save_checkpoint(folder / "best.npz", model, config, src_vocab, trg_vocab, get_tokenizer("whitespace"))
     return folder

@@ -15,10 +15,11 @@ import pytest
 
 from tinynmt.autograd import no_grad
 from tinynmt.checkpoint import load_checkpoint, save_checkpoint
-from tinynmt.config import Config, model_from_config
+from tinynmt.config import Config
 from tinynmt.data import EOS_IDX, PAD_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Translator
 from tinynmt.export import TIED, main
+from tinynmt.nn import build_transformer
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -37,7 +38,7 @@ def make_checkpoint(path, tie=False, share=False, **changes):
     joint = list(dict.fromkeys(SRC_WORDS + TRG_WORDS))                  # one vocabulary, no repeats
     src_words, trg_words = (joint, joint) if share else (SRC_WORDS, TRG_WORDS)
     src_vocab, trg_vocab = Vocab(SPECIALS + tuple(src_words)), Vocab(SPECIALS + tuple(trg_words))
-    model = model_from_config(config, len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX)
+    model = build_transformer(len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX, config, seed=config.seed)
     model.decoder.fc_out.bias.data[EOS_IDX] += 1.0
     save_checkpoint(path, model, config, src_vocab, trg_vocab, get_tokenizer("whitespace"))
     return path
@@ -208,7 +209,7 @@ def other_vocab(tmp_path):
     """A checkpoint whose target vocabulary is two tokens longer than the exported model's."""
     config = Config(**TINY)
     src, trg = Vocab(SPECIALS + tuple(SRC_WORDS)), Vocab(SPECIALS + tuple(TRG_WORDS + ["x", "y"]))
-    model = model_from_config(config, len(src), len(trg), PAD_IDX, PAD_IDX)
+    model = build_transformer(len(src), len(trg), PAD_IDX, PAD_IDX, config, seed=config.seed)
     save_checkpoint(tmp_path / "other.npz", model, config, src, trg, get_tokenizer("whitespace"))
     return tmp_path / "other.npz"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinynmt.nn import CrossEntropyLoss, build_transformer
+from tinynmt.nn import CrossEntropyLoss, ModelConfig, build_transformer
 from tinynmt.optim import Adam, clip_grad_norm_
 
 GOLDEN_DIR = Path(__file__).with_name("golden")
@@ -30,10 +30,10 @@ def golden():
 def model_from(golden):
     """tinynmt's tiny model holding the golden weights (dropout 0)."""
     c = golden["config"]
-    model = build_transformer(c["src_vocab"], c["trg_vocab"], c["pad"], c["pad"], hid_dim=c["hid_dim"],
-                              enc_layers=c["n_layers"], dec_layers=c["n_layers"], enc_heads=c["n_heads"],
-                              dec_heads=c["n_heads"], enc_pf_dim=c["pf_dim"], dec_pf_dim=c["pf_dim"],
-                              enc_dropout=0.0, dec_dropout=0.0, max_length=c["max_length"], seed=99)
+    model = build_transformer(c["src_vocab"], c["trg_vocab"], c["pad"], c["pad"], ModelConfig(
+        hid_dim=c["hid_dim"], enc_layers=c["n_layers"], dec_layers=c["n_layers"], enc_heads=c["n_heads"],
+        dec_heads=c["n_heads"], enc_pf_dim=c["pf_dim"], dec_pf_dim=c["pf_dim"], enc_dropout=0.0,
+        dec_dropout=0.0, max_length=c["max_length"]), seed=99)
     weights = {k[len("weights/"):]: v for k, v in golden.items() if k.startswith("weights/")}
     return model.load_state_dict(weights, strict=True)
 

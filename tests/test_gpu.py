@@ -35,9 +35,7 @@ def tiny_model(data, device):
     """The same weights (seed 1234) on `device`, dropout 0."""
     c = Config(**NO_DROPOUT)
     model = build_transformer(len(data.src_vocab), len(data.trg_vocab), PAD_IDX, PAD_IDX,
-                              hid_dim=c.hid_dim, enc_layers=c.enc_layers, dec_layers=c.dec_layers,
-                              enc_heads=c.enc_heads, dec_heads=c.dec_heads, enc_pf_dim=c.enc_pf_dim,
-                              dec_pf_dim=c.dec_pf_dim, enc_dropout=0.0, dec_dropout=0.0, seed=1234)
+                              c.replace(enc_dropout=0.0, dec_dropout=0.0), seed=1234)
     return model.to(device)
 
 

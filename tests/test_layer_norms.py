@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tinynmt.autograd import gradcheck
-from tinynmt.config import Config, ConfigError, build_parser, model_from_config
-from tinynmt.nn import build_transformer
+from tinynmt.config import Config, ConfigError, build_parser
+from tinynmt.nn import ModelConfig, build_transformer
 
 from test_model import PAD, SRC_V, TRG_V, loss_fn, padded_batch, to_float64
 
@@ -13,9 +13,9 @@ D = 16
 
 
 def model(layer_norms, seed=0):
-    return build_transformer(SRC_V, TRG_V, PAD, PAD, hid_dim=D, enc_layers=2, dec_layers=2, enc_heads=2,
-                             dec_heads=2, enc_pf_dim=32, dec_pf_dim=32, enc_dropout=0.0, dec_dropout=0.0,
-                             max_length=12, seed=seed, layer_norms=layer_norms)
+    return build_transformer(SRC_V, TRG_V, PAD, PAD, ModelConfig(
+        hid_dim=D, enc_layers=2, dec_layers=2, enc_heads=2, dec_heads=2, enc_pf_dim=32, dec_pf_dim=32,
+        enc_dropout=0.0, dec_dropout=0.0, max_length=12, layer_norms=layer_norms), seed=seed)
 
 
 def test_separate_norms_have_the_later_notebooks_names_and_two_d_more_each():
@@ -47,7 +47,7 @@ def test_the_config_flag_builds_either_and_refuses_others():
     assert Config().layer_norms == "shared"
     args = vars(build_parser().parse_args(["--layer-norms", "separate"]))
     config = Config(**args, hid_dim=16, enc_heads=2, dec_heads=2)
-    m = model_from_config(config, SRC_V, TRG_V, PAD, PAD)
+    m = build_transformer(SRC_V, TRG_V, PAD, PAD, config)
     assert "encoder.layers.0.ff_layer_norm.weight" in m.state_dict()
     with pytest.raises(ConfigError, match="unknown layer_norms 'pre'"):
         Config(layer_norms="pre")

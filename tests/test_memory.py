@@ -4,7 +4,7 @@ import gc
 import numpy as np
 
 from tinynmt.autograd import Function, Tensor
-from tinynmt.nn import CrossEntropyLoss, build_transformer
+from tinynmt.nn import CrossEntropyLoss, ModelConfig, build_transformer
 from tinynmt.optim import Adam, clip_grad_norm_
 
 PAD = 1
@@ -17,8 +17,8 @@ def live(kind):
 
 
 def test_the_graph_is_freed_after_every_step():
-    model = build_transformer(20, 20, PAD, PAD, hid_dim=16, enc_layers=1, dec_layers=1, enc_heads=2,
-                              dec_heads=2, enc_pf_dim=32, dec_pf_dim=32, max_length=12, seed=0)
+    model = build_transformer(20, 20, PAD, PAD, ModelConfig(hid_dim=16, enc_layers=1, dec_layers=1, enc_heads=2,
+                              dec_heads=2, enc_pf_dim=32, dec_pf_dim=32, max_length=12), seed=0)
     optimizer = Adam(model.parameters(), lr=1e-3)
     criterion = CrossEntropyLoss(ignore_index=PAD)
     rng = np.random.default_rng(0)

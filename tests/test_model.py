@@ -8,7 +8,7 @@ import pytest
 
 from tinynmt.autograd import GradcheckError, Tensor, gradcheck, no_grad
 from tinynmt.backend import to_numpy
-from tinynmt.nn import CrossEntropyLoss, build_transformer
+from tinynmt.nn import CrossEntropyLoss, ModelConfig, build_transformer
 from tinynmt.optim import Adam, clip_grad_norm_
 
 PAD, BOS, EOS = 1, 2, 3
@@ -16,10 +16,9 @@ SRC_V, TRG_V = 12, 11
 
 
 def tiny_model(layers=2, dropout=0.0, max_length=12, seed=0):
-    return build_transformer(SRC_V, TRG_V, PAD, PAD, hid_dim=16, enc_layers=layers,
-                             dec_layers=layers, enc_heads=2, dec_heads=2, enc_pf_dim=32,
-                             dec_pf_dim=32, enc_dropout=dropout, dec_dropout=dropout,
-                             max_length=max_length, seed=seed)
+    return build_transformer(SRC_V, TRG_V, PAD, PAD, ModelConfig(
+        hid_dim=16, enc_layers=layers, dec_layers=layers, enc_heads=2, dec_heads=2, enc_pf_dim=32,
+        dec_pf_dim=32, enc_dropout=dropout, dec_dropout=dropout, max_length=max_length), seed=seed)
 
 
 def to_float64(model):
@@ -260,9 +259,9 @@ def reverse_batch(rng, size=32, length=6):
 
 
 def test_a_tiny_model_learns_to_reverse_its_input():
-    model = build_transformer(SRC_V, SRC_V, PAD, PAD, hid_dim=32, enc_layers=1, dec_layers=1,
-                              enc_heads=4, dec_heads=4, enc_pf_dim=64, dec_pf_dim=64,
-                              enc_dropout=0.0, dec_dropout=0.0, max_length=10, seed=0)
+    model = build_transformer(SRC_V, SRC_V, PAD, PAD, ModelConfig(
+        hid_dim=32, enc_layers=1, dec_layers=1, enc_heads=4, dec_heads=4, enc_pf_dim=64, dec_pf_dim=64,
+        enc_dropout=0.0, dec_dropout=0.0, max_length=10), seed=0)
     optimizer = Adam(model.parameters(), lr=5e-3)
     criterion = CrossEntropyLoss(ignore_index=PAD)
     rng = np.random.default_rng(0)

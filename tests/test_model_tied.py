@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 
 from tinynmt.autograd import GradcheckError, gradcheck
-from tinynmt.nn import CrossEntropyLoss, build_transformer, tie_embeddings
+from tinynmt.nn import CrossEntropyLoss, ModelConfig, build_transformer, tie_embedding_weights
 from tinynmt.optim import Adam
 
 PAD, BOS, EOS, V = 1, 2, 3, 13
+TINY = ModelConfig(hid_dim=16, enc_layers=1, dec_layers=1, enc_heads=2, dec_heads=2, enc_pf_dim=32,
+                   dec_pf_dim=32, enc_dropout=0.0, dec_dropout=0.0, max_length=12)
 
 
 def tied_model(share_encoder=True, src_vocab=V):
-    return build_transformer(src_vocab, V, PAD, PAD, hid_dim=16, enc_layers=1, dec_layers=1,
-                             enc_heads=2, dec_heads=2, enc_pf_dim=32, dec_pf_dim=32,
-                             enc_dropout=0.0, dec_dropout=0.0, max_length=12, seed=0,
-                             tie=True, share_encoder=share_encoder)
+    config = TINY.replace(tie_embeddings=True, share_vocab=share_encoder)
+    return build_transformer(src_vocab, V, PAD, PAD, config, seed=0)
 
 
 def batch(rng):
@@ -40,8 +40,7 @@ def test_one_parameter_under_three_names():
     state = model.state_dict()          # every name still listed, as PyTorch does
     for name in ("encoder.tok_embedding.weight", "decoder.tok_embedding.weight", "decoder.fc_out.weight"):
         assert np.array_equal(state[name], shared.data)
-    untied = build_transformer(V, V, PAD, PAD, hid_dim=16, enc_layers=1, dec_layers=1, enc_heads=2,
-                               dec_heads=2, enc_pf_dim=32, dec_pf_dim=32, max_length=12, seed=0)
+    untied = build_transformer(V, V, PAD, PAD, TINY, seed=0)
     assert untied.num_parameters() - model.num_parameters() == 2 * V * 16
 
 
@@ -80,11 +79,8 @@ def test_an_adam_step_keeps_the_tie(rng):
     assert model.encoder.tok_embedding.weight is shared and model.decoder.tok_embedding.weight is shared
 
 
-def test_tie_embeddings_on_a_built_model_matches_the_flag():
+def test_tie_embedding_weights_on_a_built_model_matches_the_flag():
     a = tied_model()
-    b = tie_embeddings(build_transformer(V, V, PAD, PAD, hid_dim=16, enc_layers=1, dec_layers=1,
-                                         enc_heads=2, dec_heads=2, enc_pf_dim=32, dec_pf_dim=32,
-                                         enc_dropout=0.0, dec_dropout=0.0, max_length=12, seed=0),
-                       share_encoder=True)
+    b = tie_embedding_weights(build_transformer(V, V, PAD, PAD, TINY, seed=0), share_encoder=True)
     for (name_a, pa), (name_b, pb) in zip(a.named_parameters(), b.named_parameters()):
         assert name_a == name_b and np.array_equal(pa.data, pb.data)

@@ -5,8 +5,8 @@ import pytest
 
 from tinynmt.autograd import Tensor
 from tinynmt.backend import BackendError
-from tinynmt.nn import (Dropout, EncoderLayer, LayerNorm, Linear, Module, ModuleList, Parameter,
-                        build_transformer)
+from tinynmt.nn import (Dropout, EncoderLayer, LayerNorm, Linear, ModelConfig, Module, ModuleList,
+                        Parameter, build_transformer)
 
 
 class Block(Module):
@@ -165,8 +165,8 @@ def test_zero_grad_clears_every_gradient(rng):
 
 
 def test_the_transformer_tree_has_the_tutorials_names():
-    model = build_transformer(7, 6, 1, 1, hid_dim=8, enc_layers=1, dec_layers=2, enc_heads=2,
-                              dec_heads=2, enc_pf_dim=16, dec_pf_dim=16, max_length=5)
+    model = build_transformer(7, 6, 1, 1, ModelConfig(hid_dim=8, enc_layers=1, dec_layers=2, enc_heads=2,
+                                                      dec_heads=2, enc_pf_dim=16, dec_pf_dim=16, max_length=5))
     layer = model.decoder.layers[1]
     assert isinstance(model.encoder.layers[0], EncoderLayer)
     assert layer.encoder_attention.fc_k.weight.shape == (8, 8)

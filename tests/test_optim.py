@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinynmt.autograd import Tensor
-from tinynmt.nn import CrossEntropyLoss, Linear, Module, Parameter, build_transformer
+from tinynmt.nn import CrossEntropyLoss, Linear, ModelConfig, Module, Parameter, build_transformer
 from tinynmt.optim import (SCHEDULES, Adam, AdamW, clip_grad_norm_, constant_lr, shared_buffer,
                            inverse_sqrt_lr)
 
@@ -259,9 +259,9 @@ PAD = 1
 
 
 def tiny_transformer(seed):
-    return build_transformer(10, 9, PAD, PAD, hid_dim=16, enc_layers=1, dec_layers=1,
-                             enc_heads=2, dec_heads=2, enc_pf_dim=32, dec_pf_dim=32,
-                             enc_dropout=0.0, dec_dropout=0.0, max_length=8, seed=seed)
+    return build_transformer(10, 9, PAD, PAD, ModelConfig(
+        hid_dim=16, enc_layers=1, dec_layers=1, enc_heads=2, dec_heads=2, enc_pf_dim=32, dec_pf_dim=32,
+        enc_dropout=0.0, dec_dropout=0.0, max_length=8), seed=seed)
 
 
 def train_steps(model, optimizer, batches):

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tinynmt.autograd import no_grad  # noqa: E402
-from tinynmt.nn import CrossEntropyLoss, build_transformer  # noqa: E402
+from tinynmt.nn import CrossEntropyLoss, ModelConfig, build_transformer  # noqa: E402
 from tinynmt.optim import Adam, AdamW, clip_grad_norm_  # noqa: E402
 from tinynmt.torch_reference import build_torch_transformer, load_tinynmt_weights  # noqa: E402
 
@@ -19,9 +19,9 @@ TINY = dict(hid_dim=16, max_length=10)
 
 def tiny_pair(layers=2, dropout=0.0, seed=0):
     """A tinynmt model and the PyTorch tutorial model holding the same weights."""
-    model = build_transformer(SRC_V, TRG_V, PAD, PAD, enc_layers=layers, dec_layers=layers,
-                              enc_heads=2, dec_heads=2, enc_pf_dim=32, dec_pf_dim=32,
-                              enc_dropout=dropout, dec_dropout=dropout, seed=seed, **TINY)
+    model = build_transformer(SRC_V, TRG_V, PAD, PAD, ModelConfig(
+        enc_layers=layers, dec_layers=layers, enc_heads=2, dec_heads=2, enc_pf_dim=32, dec_pf_dim=32,
+        enc_dropout=dropout, dec_dropout=dropout, **TINY), seed=seed)
     torch.manual_seed(seed)
     reference = build_torch_transformer(SRC_V, TRG_V, PAD, PAD, n_layers=layers, n_heads=2,
                                         pf_dim=32, dropout=dropout, **TINY)

@@ -3,7 +3,8 @@ from dataclasses import fields
 
 import pytest
 
-from tinynmt.config import Config, ConfigError, build_parser, model_from_config
+from tinynmt.config import Config, ConfigError, build_parser
+from tinynmt.nn import build_transformer
 
 
 def test_defaults_are_the_tutorials():
@@ -67,12 +68,12 @@ def test_parser_errors_are_one_line(capsys):
     assert err.startswith("error: argument --hid-dim: invalid int value") and err.count("\n") == 1
 
 
-def test_model_from_config_is_seeded():
+def test_a_config_builds_its_model_seeded():
     c = Config(hid_dim=16, enc_layers=1, dec_layers=2, enc_heads=2, dec_heads=4, enc_pf_dim=8, dec_pf_dim=8)
-    a, b = model_from_config(c, 11, 13, 1, 1), model_from_config(c, 11, 13, 1, 1)
+    a, b = build_transformer(11, 13, 1, 1, c, seed=c.seed), build_transformer(11, 13, 1, 1, c, seed=c.seed)
     assert len(a.decoder.layers) == 2 and a.decoder.fc_out.weight.shape == (13, 16)
     assert all((a.state_dict()[k] == b.state_dict()[k]).all() for k in a.state_dict())
-    other = model_from_config(c.replace(seed=1), 11, 13, 1, 1)
+    other = build_transformer(11, 13, 1, 1, c, seed=1)
     assert not (other.state_dict()["decoder.fc_out.weight"] == a.state_dict()["decoder.fc_out.weight"]).all()
 
 
@@ -102,7 +103,7 @@ def test_presets_set_their_values_and_flags_override_them():
 
 def test_the_strong_preset_is_within_the_size_class():
     strong = Config.from_preset("strong")
-    model = model_from_config(strong, 8000, 8000, 1, 1)   # its joint BPE vocabulary is ~7,900
+    model = build_transformer(8000, 8000, 1, 1, strong, seed=strong.seed)   # its joint BPE vocabulary is ~7,900
     assert model.num_parameters() <= 12_000_000
     assert model.decoder.fc_out.weight is model.encoder.tok_embedding.weight
 
@@ -119,3 +120,19 @@ def test_preset_flag_and_the_new_fields_parse(capsys):
         Config(select_by="accuracy")
     with pytest.raises(ConfigError, match="patience"):
         Config(patience=0)
+
+
+def test_every_preset_is_a_valid_config_builds_its_model_and_is_named_in_the_help(monkeypatch):
+    from tinynmt.config import PRESETS
+    for name in PRESETS:
+        config = Config.from_preset(name)          # unknown keys or bad values would raise here
+        assert build_transformer(60, 60, 1, 1, config).num_parameters() > 0, name
+    monkeypatch.setenv("COLUMNS", "400")           # one line per flag: no name broken at a hyphen
+    assert f"start from a named recipe: {', '.join(PRESETS)} " in build_parser().format_help()
+
+
+@pytest.mark.parametrize("name, src, trg", [("strong-deen", "de", "en"), ("strong-ende", "en", "de")])
+def test_the_direction_presets_set_their_languages_and_parse(name, src, trg):
+    from tinynmt.train import config_from_args
+    config = config_from_args(vars(build_parser().parse_args(["--preset", name, "--rdrop", "0.5"])))
+    assert (config.src, config.trg, config.rdrop) == (src, trg, 0.5)

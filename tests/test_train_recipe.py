@@ -83,3 +83,15 @@ def test_validation_loss_has_no_label_smoothing():
     a = Trainer.create(smooth, data).evaluate(data.val.batches(batch_size=32))
     b = Trainer.create(smooth.replace(label_smoothing=0.0), data).evaluate(data.val.batches(batch_size=32))
     assert a == b and np.isfinite(a)
+
+
+def test_the_english_to_german_preset_trains_with_the_new_options(tmp_path):
+    small = dict(TINY, bpe_merges=200, epochs=1, max_steps=3, average_last=None)
+    config = Config.from_preset("strong-ende", out=str(tmp_path), rdrop=1.0, attention_dropout=0.0,
+                                activation_dropout=0.2, **small)
+    assert train(config).status == "max_steps"
+    ckpt = load_checkpoint(tmp_path)
+    assert (ckpt.config.src, ckpt.config.trg, ckpt.config.rdrop) == ("en", "de", 1.0)
+    assert ckpt.model.encoder.layers[0].positionwise_feedforward.dropout.p == 0.2
+    english, german = read_multi30k("val", "en", "de")
+    assert load_data(config).val.src_text[:2] == english[:2] != german[:2]

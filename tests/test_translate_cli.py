@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from tinynmt.checkpoint import load_checkpoint, save_checkpoint
-from tinynmt.config import Config, model_from_config
+from tinynmt.config import Config
 from tinynmt.data import EOS_IDX, PAD_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Translator
+from tinynmt.nn import build_transformer
 from tinynmt.translate import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,7 @@ def make_checkpoint(folder):
     """A run folder holding best.npz of a random tiny model (positions: 12, so 10 words)."""
     config = Config(**TINY)
     src_vocab, trg_vocab = Vocab(SPECIALS + tuple(SRC_WORDS)), Vocab(SPECIALS + tuple(TRG_WORDS))
-    model = model_from_config(config, len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX)
+    model = build_transformer(len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX, config, seed=config.seed)
     model.decoder.fc_out.bias.data[EOS_IDX] += 1.5  # outputs of several lengths
     folder.mkdir(parents=True, exist_ok=True)
     save_checkpoint(folder / "best.npz", model, config, src_vocab, trg_vocab, get_tokenizer("whitespace"))

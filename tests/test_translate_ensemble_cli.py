@@ -9,9 +9,10 @@ import pytest
 
 from tinynmt import evaluate, translate
 from tinynmt.checkpoint import load_checkpoint, save_checkpoint
-from tinynmt.config import Config, model_from_config
+from tinynmt.config import Config
 from tinynmt.data import EOS_IDX, PAD_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Ensemble, Translator, score_references
+from tinynmt.nn import build_transformer
 
 SRC_WORDS = "ein mann eine frau hund läuft schläft im park . zwei kinder spielen".split()
 TRG_WORDS = "a man woman dog runs sleeps in the park . two children play".split()
@@ -25,7 +26,7 @@ def make_run(folder, seed, trg_words=TRG_WORDS, tokenizer="whitespace"):
     """A run folder with best.npz of a random tiny model (seeded), outputs of several lengths."""
     config = Config(seed=seed, **TINY)
     src_vocab, trg_vocab = Vocab(SPECIALS + tuple(SRC_WORDS)), Vocab(SPECIALS + tuple(trg_words))
-    model = model_from_config(config, len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX)
+    model = build_transformer(len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX, config, seed=config.seed)
     model.decoder.fc_out.bias.data[EOS_IDX] += 1.5
     folder.mkdir(parents=True)
     save_checkpoint(folder / "best.npz", model, config, src_vocab, trg_vocab, get_tokenizer(tokenizer))

@@ -30,8 +30,9 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from .backend import xp_for
-from .config import Config, model_from_config
+from .config import Config
 from .data import PAD_IDX, DataError, Vocab, tokenizer_from_dict
+from .nn import build_transformer
 
 FORMAT = "tinynmt.checkpoint"
 VERSION = 1
@@ -186,7 +187,7 @@ def load_checkpoint(path, device="cpu") -> Checkpoint:
     path = resolve_checkpoint(path)
     arrays, meta = read_arrays(path)
     config, src_vocab, trg_vocab, tokenizer = _parse_context(meta, path)
-    model = model_from_config(config, len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX)
+    model = build_transformer(len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX, config, seed=config.seed)
     weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     expected = {name: array.shape for name, array in model.state_dict().items()}
     note = f"vocabularies ({len(src_vocab)} source, {len(trg_vocab)} target tokens)"

@@ -6,6 +6,7 @@ usage errors and one way to report an error.
         hid_dim: int = option(256, "model width", positive)     # help text and limit beside it
     parser = parser_from_fields(Options, prog="python -m tinynmt.x")  # --hid-dim INT, ...
     options = Options(**vars(parser.parse_args()))               # only the flags given
+    check_fields(options)                                        # ConfigError naming the first bad value
     return report_error(f"cannot read {path}")                   # `error: ...` on stderr -> 2
 
 Standard library only, so any layer's program (`python -m tinynmt.data` too) can use it.
@@ -16,6 +17,10 @@ from dataclasses import field, fields
 from typing import get_args, get_type_hints
 
 USAGE_ERROR = 2      # bad input: flags, files, data, checkpoints
+
+
+class ConfigError(ValueError):
+    """A config value is out of range, of the wrong type, or unknown."""
 
 
 # The limits a field's value must keep, declared beside the field: each returns the error
@@ -56,6 +61,25 @@ def base_type(annotation):
 
 def is_optional(annotation):
     return type(None) in get_args(annotation)
+
+
+def check_fields(options):
+    """Raise ConfigError naming the first field of the dataclass `options` whose value has the
+    wrong type or breaks its limit; a float field given an int (JSON writes 1.0 as 1) becomes a float."""
+    types = get_type_hints(type(options))
+    for f in fields(options):
+        value, kind = getattr(options, f.name), base_type(types[f.name])
+        if value is None and is_optional(types[f.name]):
+            continue
+        expected = (int, float) if kind is float else kind
+        if not isinstance(value, expected) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"{f.name} must be {kind.__name__}, got {value!r}")
+        if kind is float:
+            object.__setattr__(options, f.name, float(value))
+        limit = f.metadata["limit"]
+        problem = limit(f.name, value) if limit is not None else None
+        if problem:
+            raise ConfigError(problem)
 
 
 def _or_none(convert):

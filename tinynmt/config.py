@@ -5,25 +5,22 @@
     Config.from_dict(config.to_dict()) == config
     parser = build_parser(); args = parser.parse_args(["--hid-dim", "128", "--no-lower"])
 
-Every field has a help line and its limit beside it (tinynmt.cli.option); the parser gives
-each field one flag (`hid_dim` -> `--hid-dim`, booleans as `--lower/--no-lower`, optional
-numbers accept `none`). `vars(args)` holds only the flags given: what `--resume` needs to
-tell overrides from defaults.
+The model's fields are declared once, in ModelConfig (tinynmt/nn/transformer.py), which
+Config extends: a Config is what build_transformer takes. Every field has a help line and its
+limit beside it (tinynmt.cli.option); the parser gives each field one flag (`hid_dim` ->
+`--hid-dim`, booleans as `--lower/--no-lower`, optional numbers accept `none`). `vars(args)`
+holds only the flags given: what `--resume` needs to tell overrides from defaults.
 """
 import dataclasses
 from dataclasses import dataclass, fields
 from typing import Optional
 
 from .backend import DEVICES
-from .cli import (above_zero, base_type, is_optional, not_negative, one_of, option, parser_from_fields,
-                  positive, probability)
+from .cli import (ConfigError, above_zero, not_negative, one_of, option, parser_from_fields, positive,
+                  probability)
 from .data import DataConfig
-from .nn.transformer import LAYER_NORMS
+from .nn.transformer import ModelConfig
 from .optim import SCHEDULES
-
-
-class ConfigError(ValueError):
-    """A config value is out of range, of the wrong type, or unknown."""
 
 
 SELECT_BY = ("loss", "bleu")
@@ -38,12 +35,26 @@ PRESETS = {
                    tie_embeddings=True, enc_dropout=0.1, dec_dropout=0.1, label_smoothing=0.1,
                    schedule="inverse_sqrt", lr=1e-3, warmup=1000, batch_size=64, epochs=16,
                    select_by="bleu", patience=5, average_last=5),
+    # The recipes for each direction, German->English and English->German. For now their values
+    # are strong's (so unmeasured as such) with the languages set; the final recipe values will
+    # be filled in when measured (benchmarks/RESULTS.md).
+    "strong-deen": dict(src="de", trg="en", tokenizer="bpe", bpe_merges=8000, share_vocab=True,
+                        min_freq=1, tie_embeddings=True, enc_dropout=0.1, dec_dropout=0.1,
+                        attention_dropout=None, activation_dropout=None, label_smoothing=0.1,
+                        rdrop=0.0, schedule="inverse_sqrt", lr=1e-3, warmup=1000, batch_size=64,
+                        epochs=16, select_by="bleu", patience=5, average_last=5),
+    "strong-ende": dict(src="en", trg="de", tokenizer="bpe", bpe_merges=8000, share_vocab=True,
+                        min_freq=1, tie_embeddings=True, enc_dropout=0.1, dec_dropout=0.1,
+                        attention_dropout=None, activation_dropout=None, label_smoothing=0.1,
+                        rdrop=0.0, schedule="inverse_sqrt", lr=1e-3, warmup=1000, batch_size=64,
+                        epochs=16, select_by="bleu", patience=5, average_last=5),
 }
 
 
 @dataclass
-class Config:
-    """Everything a training run needs; the defaults are the tutorial's."""
+class Config(ModelConfig):
+    """Everything a training run needs: the model's fields (ModelConfig, tinynmt/nn/transformer.py)
+    and the ones below; the defaults are the tutorial's."""
 
     # data
     src: str = option("de", "source language (cs, de, en, fr)")
@@ -53,8 +64,6 @@ class Config:
     bpe_merges: Optional[int] = option(None, "with --tokenizer bpe: merges to learn (one table for "
                                              "both languages)", positive)
     lower: bool = option(True, "lowercase the text before tokenizing")
-    share_vocab: bool = option(False, "one vocabulary built from both languages' training text "
-                                      "(with --tie-embeddings the encoder shares it too)")
     min_freq: int = option(2, "keep tokens seen at least this often in the training data", positive)
     data_dir: Optional[str] = option(None, "folder with hand-placed {split}.{lang}[.gz] files, "
                                            "looked in first")
@@ -65,23 +74,6 @@ class Config:
                                               "the vocabularies come from those pairs", positive)
     limit_eval: Optional[int] = option(None, "use only the first N validation and N test pairs "
                                              "(tests, smoke runs)", positive)
-    # model
-    hid_dim: int = option(256, "model width (embedding and hidden size)", positive)
-    enc_layers: int = option(3, "encoder layers", positive)
-    dec_layers: int = option(3, "decoder layers", positive)
-    enc_heads: int = option(8, "encoder attention heads (must divide hid_dim)", positive)
-    dec_heads: int = option(8, "decoder attention heads (must divide hid_dim)", positive)
-    enc_pf_dim: int = option(512, "encoder feed-forward inner size", positive)
-    dec_pf_dim: int = option(512, "decoder feed-forward inner size", positive)
-    enc_dropout: float = option(0.1, "encoder dropout probability", probability)
-    dec_dropout: float = option(0.1, "decoder dropout probability", probability)
-    max_length: int = option(100, "positions the model can embed (longest sentence, <sos>/<eos> "
-                                  "included)", positive)
-    tie_embeddings: bool = option(False, "the decoder's output layer uses its embedding matrix "
-                                         "(and the encoder's, with --share-vocab)")
-    layer_norms: str = option("shared", "shared: one layer_norm per layer, as the article has it; "
-                                        "separate: one per sublayer, as the later notebook "
-                                        "(self_attn_/enc_attn_/ff_layer_norm)", one_of(LAYER_NORMS))
     # optimisation
     lr: float = option(5e-4, "Adam learning rate (the peak one with --schedule inverse_sqrt)",
                        above_zero)
@@ -97,6 +89,10 @@ class Config:
                                        "inverse_sqrt", one_of(tuple(SCHEDULES)))
     warmup: int = option(4000, "warmup steps of the inverse_sqrt schedule", positive)
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss", probability)
+    rdrop: float = option(0.0, "R-Drop's alpha: each batch goes through the model twice (different "
+                               "dropout masks, twice the activations) and the loss adds alpha/2 x "
+                               "the two outputs' symmetric KL per target token (Liang et al. 2021, "
+                               "fairseq's --rdrop-alpha; 0: off)", not_negative)
     weight_decay: float = option(0.0, "Adam's L2 weight decay", not_negative)
     seed: int = option(1234, "seed of the weights, the batch order and dropout")
     select_by: str = option("loss", "validation metric that picks best.npz and drives --patience: "
@@ -120,31 +116,11 @@ class Config:
                                   "--log-every steps)")
     plot: bool = option(True, "draw loss.png in the run folder (needs matplotlib)")
 
-    def __post_init__(self):
-        self.validate()
-
     def validate(self):
         """Raise ConfigError naming the first bad value."""
-        for f in fields(self):
-            value = getattr(self, f.name)
-            kind = base_type(f.type)
-            if value is None and is_optional(f.type):
-                continue
-            expected = (int, float) if kind is float else kind   # JSON may write 1.0 as 1
-            if not isinstance(value, expected) or (kind is not bool and isinstance(value, bool)):
-                raise ConfigError(f"{f.name} must be {kind.__name__}, got {value!r}")
-            if kind is float:
-                object.__setattr__(self, f.name, float(value))
-            limit = f.metadata["limit"]
-            problem = limit(f.name, value) if limit is not None else None
-            if problem:
-                raise ConfigError(problem)
+        super().validate()                     # every field's type and limit, the heads
         if self.batch_size is None and self.max_tokens is None:
             raise ConfigError("give batch_size, max_tokens or both")
-        for side in ("enc", "dec"):
-            heads = getattr(self, f"{side}_heads")
-            if self.hid_dim % heads:
-                raise ConfigError(f"{side}_heads={heads} does not divide hid_dim={self.hid_dim}")
         if self.max_len is not None and self.max_len > self.max_length:
             raise ConfigError(f"max_len={self.max_len} is longer than the model's "
                               f"max_length={self.max_length}")
@@ -181,27 +157,12 @@ class Config:
             raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
         return cls(**d)
 
-    def replace(self, **changes):
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
 
 def build_parser(prog="python -m tinynmt.train", description=None):
     """One flag per Config field (see cli.parser_from_fields), and --preset."""
     parser = parser_from_fields(Config, prog, description)
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a named recipe "
-                        "(its values are in tinynmt/config.py's PRESETS); flags given override it "
-                        "(default: tutorial)")
+    parser.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
+                        help=f"start from a named recipe: {', '.join(PRESETS)} (their values are in "
+                        "tinynmt/config.py's PRESETS); flags given override it (default: tutorial)")
     return parser
 
-
-def model_from_config(config, src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx):
-    """The tutorial's Seq2Seq with the config's sizes, initialised from config.seed (on the CPU)."""
-    from .nn import build_transformer
-    return build_transformer(
-        src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, hid_dim=config.hid_dim,
-        enc_layers=config.enc_layers, dec_layers=config.dec_layers, enc_heads=config.enc_heads,
-        dec_heads=config.dec_heads, enc_pf_dim=config.enc_pf_dim, dec_pf_dim=config.dec_pf_dim,
-        enc_dropout=config.enc_dropout, dec_dropout=config.dec_dropout,
-        max_length=config.max_length, seed=config.seed, tie=config.tie_embeddings,
-        share_encoder=config.tie_embeddings and config.share_vocab, layer_norms=config.layer_norms)

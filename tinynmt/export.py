@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
-from .config import Config, ConfigError, model_from_config
+from .config import Config, ConfigError
 from .data import PAD_IDX, DataError, Vocab, tokenizer_from_dict
+from .nn import build_transformer
 
 USAGE_ERROR = 2
 FORMAT = "tinynmt.safetensors"
@@ -247,7 +248,7 @@ def import_weights(path, out, vocab_from=None, heads=None):
         raise ExportError(f"{path}: {err}") from None
     check_vocab(path, src_vocab, weights, "encoder.tok_embedding.weight", f"source vocabulary of {where}")
     check_vocab(path, trg_vocab, weights, "decoder.tok_embedding.weight", f"target vocabulary of {where}")
-    model = model_from_config(config, len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX)
+    model = build_transformer(len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX, config, seed=config.seed)
     check_weights(path, weights, {k: v.shape for k, v in model.state_dict().items()}, config)
     model.load_state_dict(weights)
     save_checkpoint(out, model, config, src_vocab, trg_vocab, tokenizer,

@@ -2,7 +2,9 @@
 
 Optional: only tests and benchmarks import it, and only where PyTorch is installed. The
 classes and attribute names are the tutorial's, so `state_dict()` keys equal tinynmt's and
-weights move one to one (`load_tinynmt_weights`).
+weights move one to one (`load_tinynmt_weights`). attention_dropout / activation_dropout
+(None: the layer's dropout, the tutorial's) set the dropout on the attention weights and after
+the feed-forward ReLU apart, as tinynmt's ModelConfig does.
 Legend: B batch, S source length, T target length, D hidden, H heads, Dh head dim.
 """
 import torch
@@ -45,8 +47,14 @@ class PositionwiseFeedforwardLayer(nn.Module):
         return self.fc_2(self.dropout(torch.relu(self.fc_1(x))))
 
 
+def sublayer_dropouts(dropout, attention_dropout, activation_dropout):
+    return (dropout if attention_dropout is None else attention_dropout,
+            dropout if activation_dropout is None else activation_dropout)
+
+
 class EncoderLayer(nn.Module):
-    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared"):
+    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared", attention_dropout=None,
+                 activation_dropout=None):
         super().__init__()
         self.shared_norm = layer_norms == "shared"
         if self.shared_norm:                        # the article's
@@ -54,8 +62,9 @@ class EncoderLayer(nn.Module):
         else:                                       # the later notebook's
             self.self_attn_layer_norm = nn.LayerNorm(hid_dim)
             self.ff_layer_norm = nn.LayerNorm(hid_dim)
-        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
-        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
+        attention_p, activation_p = sublayer_dropouts(dropout, attention_dropout, activation_dropout)
+        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
+        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, activation_p)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, src, src_mask):
@@ -68,11 +77,12 @@ class EncoderLayer(nn.Module):
 
 class Encoder(nn.Module):
     def __init__(self, input_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100,
-                 layer_norms="shared"):
+                 layer_norms="shared", attention_dropout=None, activation_dropout=None):
         super().__init__()
         self.tok_embedding = nn.Embedding(input_dim, hid_dim)
         self.pos_embedding = nn.Embedding(max_length, hid_dim)
-        self.layers = nn.ModuleList([EncoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms)
+        self.layers = nn.ModuleList([EncoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms,
+                                                  attention_dropout, activation_dropout)
                                      for _ in range(n_layers)])
         self.dropout = nn.Dropout(dropout)
         self.scale = hid_dim ** 0.5
@@ -86,7 +96,8 @@ class Encoder(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared"):
+    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared", attention_dropout=None,
+                 activation_dropout=None):
         super().__init__()
         self.shared_norm = layer_norms == "shared"
         if self.shared_norm:
@@ -95,9 +106,10 @@ class DecoderLayer(nn.Module):
             self.self_attn_layer_norm = nn.LayerNorm(hid_dim)
             self.enc_attn_layer_norm = nn.LayerNorm(hid_dim)
             self.ff_layer_norm = nn.LayerNorm(hid_dim)
-        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
-        self.encoder_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
-        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
+        attention_p, activation_p = sublayer_dropouts(dropout, attention_dropout, activation_dropout)
+        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
+        self.encoder_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
+        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, activation_p)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, trg, enc_src, trg_mask, src_mask):
@@ -113,11 +125,12 @@ class DecoderLayer(nn.Module):
 
 class Decoder(nn.Module):
     def __init__(self, output_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100,
-                 layer_norms="shared"):
+                 layer_norms="shared", attention_dropout=None, activation_dropout=None):
         super().__init__()
         self.tok_embedding = nn.Embedding(output_dim, hid_dim)
         self.pos_embedding = nn.Embedding(max_length, hid_dim)
-        self.layers = nn.ModuleList([DecoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms)
+        self.layers = nn.ModuleList([DecoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms,
+                                                  attention_dropout, activation_dropout)
                                      for _ in range(n_layers)])
         self.fc_out = nn.Linear(hid_dim, output_dim)
         self.dropout = nn.Dropout(dropout)
@@ -154,11 +167,12 @@ class Seq2Seq(nn.Module):
 
 def build_torch_transformer(src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, hid_dim=256,
                             n_layers=3, n_heads=8, pf_dim=512, dropout=0.1, max_length=100,
-                            layer_norms="shared"):
+                            layer_norms="shared", attention_dropout=None, activation_dropout=None):
     """The tutorial's model in PyTorch (xavier_uniform_ on every weight with more than one dim);
     layer_norms="separate" gives the later notebook's three norms per decoder layer."""
-    enc = Encoder(src_vocab_size, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length, layer_norms)
-    dec = Decoder(trg_vocab_size, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length, layer_norms)
+    sublayers = (layer_norms, attention_dropout, activation_dropout)
+    enc = Encoder(src_vocab_size, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length, *sublayers)
+    dec = Decoder(trg_vocab_size, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length, *sublayers)
     model = Seq2Seq(enc, dec, src_pad_idx, trg_pad_idx)
     for p in model.parameters():
         if p.dim() > 1:

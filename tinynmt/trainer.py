@@ -7,7 +7,8 @@
     valid_loss = trainer.evaluate(trainer.valid_batches)
 
 A step is the tutorial's: the loss of the model reading trg[:, :-1] against trg[:, 1:]
-(nn.teacher_forced_loss); zero_grad; backward; clip_grad_norm_; Adam step. Its loss and
+(nn.teacher_forced_loss, or with --rdrop nn.rdrop_loss); zero_grad; backward; clip_grad_norm_;
+Adam step. Its loss and
 gradient norm stay device arrays in `pending` until `sync()`, so a GPU step never waits for
 the host. Everything needed to continue bit for bit (NumPy backend) is in `train_state()`:
 counters, the dropout generator's state and the running sums; Adam's state goes in the
@@ -29,12 +30,12 @@ import numpy as np
 from .autograd import no_grad
 from .backend import Generator, to_numpy, xp_for
 from .checkpoint import CheckpointError, save_checkpoint
-from .config import ConfigError, model_from_config
+from .config import ConfigError
 from .data import PAD_IDX, DataError, build_dataset, load_dataset, read_multi30k
 from .decoding import Translator, eval_mode
 from .distributed import SINGLE, first_different, fingerprint
 from .evaluate import sacrebleu_score
-from .nn import CrossEntropyLoss, set_dropout_generator, teacher_forced_loss
+from .nn import CrossEntropyLoss, build_transformer, rdrop_loss, set_dropout_generator, teacher_forced_loss
 from .optim import SCHEDULES, Adam, clip_grad_norm_
 
 
@@ -87,14 +88,17 @@ def load_data(config):
     return data
 
 
-def train_step(model, criterion, optimizer, src, trg, clip, comm=SINGLE, share=1.0):
-    """The tutorial's step on one batch -> (loss, gradient norm), both still device arrays.
+def train_step(model, criterion, optimizer, src, trg, clip, comm=SINGLE, share=1.0, rdrop=0.0):
+    """The tutorial's step on one batch (R-Drop's with alpha = rdrop > 0) -> (loss, gradient
+    norm), both still device arrays.
 
-    Data-parallel: src/trg are this rank's rows, which hold `share` of the global batch's
-    target tokens. The mean loss scaled by its share sums over ranks to the global mean, so
-    the all-reduced gradient is the one-process gradient; the returned loss is this rank's part.
+    Data-parallel: src/trg are this rank's rows, which hold `share` of the global batch's target
+    tokens. The mean loss (R-Drop's two terms too are per-token means) scaled by its share sums
+    over ranks to the global mean, so the all-reduced gradient is the one-process gradient; the
+    returned loss is this rank's part.
     """
-    loss = teacher_forced_loss(model, criterion, src, trg)
+    loss = (rdrop_loss(model, criterion, src, trg, rdrop) if rdrop > 0
+            else teacher_forced_loss(model, criterion, src, trg))
     if comm.size > 1:
         loss = loss * share
     optimizer.zero_grad()
@@ -152,7 +156,8 @@ class Trainer:
     @classmethod
     def create(cls, config, data, comm=SINGLE):
         """A fresh run: weights initialised from config.seed."""
-        model = model_from_config(config, len(data.src_vocab), len(data.trg_vocab), PAD_IDX, PAD_IDX)
+        model = build_transformer(len(data.src_vocab), len(data.trg_vocab), PAD_IDX, PAD_IDX, config,
+                                  seed=config.seed)
         return cls(config, data, model, comm)
 
     @classmethod
@@ -187,7 +192,7 @@ class Trainer:
         batch, share, n_trg_tokens = shard_batch(self.train_batches, idx, self.comm)
         self.optimizer.lr = self.schedule(c.step + 1, self.config.lr, self.config.warmup)
         loss, norm = train_step(self.model, self.criterion, self.optimizer, batch.src, batch.trg,
-                                self.config.clip, self.comm, share)
+                                self.config.clip, self.comm, share, self.config.rdrop)
         c.step += 1
         c.batch += 1
         self.pending.append((c.step, loss, norm))

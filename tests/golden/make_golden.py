@@ -34,12 +34,12 @@ CONFIG = dict(src_vocab=13, trg_vocab=11, pad=1, hid_dim=16, n_layers=2, n_heads
 
 def tinynmt_model(config):
     """tinynmt's tiny model with the seeded initialisation (dropout 0)."""
-    from tinynmt.nn import build_transformer
+    from tinynmt.nn import ModelConfig, build_transformer
     c = config
-    return build_transformer(c["src_vocab"], c["trg_vocab"], c["pad"], c["pad"], hid_dim=c["hid_dim"],
-                             enc_layers=c["n_layers"], dec_layers=c["n_layers"], enc_heads=c["n_heads"],
-                             dec_heads=c["n_heads"], enc_pf_dim=c["pf_dim"], dec_pf_dim=c["pf_dim"],
-                             enc_dropout=0.0, dec_dropout=0.0, max_length=c["max_length"], seed=c["seed"])
+    return build_transformer(c["src_vocab"], c["trg_vocab"], c["pad"], c["pad"], ModelConfig(
+        hid_dim=c["hid_dim"], enc_layers=c["n_layers"], dec_layers=c["n_layers"], enc_heads=c["n_heads"],
+        dec_heads=c["n_heads"], enc_pf_dim=c["pf_dim"], dec_pf_dim=c["pf_dim"], enc_dropout=0.0,
+        dec_dropout=0.0, max_length=c["max_length"]), seed=c["seed"])
 
 
 def padded_batch(config, seed):

@@ -15,7 +15,7 @@ MASK_VALUE = -1e10  # the tutorial's: exp(-1e10 - max) is exactly 0 in float32
 class MultiHeadAttentionLayer(Module):
     """softmax(Q K^T / sqrt(Dh)) V over H heads; returns the output and the attention weights."""
 
-    def __init__(self, hid_dim, n_heads, dropout):
+    def __init__(self, hid_dim, n_heads, dropout):     # dropout: on the attention weights
         super().__init__()
         if hid_dim % n_heads:
             raise ValueError(f"hid_dim {hid_dim} is not divisible by n_heads {n_heads}")
@@ -66,7 +66,7 @@ class MultiHeadAttentionLayer(Module):
 class PositionwiseFeedforwardLayer(Module):
     """fc_2(dropout(relu(fc_1(x)))): (B, L, D) -> (B, L, P) -> (B, L, D)."""
 
-    def __init__(self, hid_dim, pf_dim, dropout):
+    def __init__(self, hid_dim, pf_dim, dropout):      # dropout: after the ReLU
         super().__init__()
         self.fc_1 = Linear(hid_dim, pf_dim)
         self.fc_2 = Linear(pf_dim, hid_dim)

@@ -1,19 +1,33 @@
 """The tutorial's Transformer: Encoder, Decoder and Seq2Seq, post-norm, learned positions.
 
+Dropout, as the tutorial has it: on the embeddings, on each sublayer's output before the
+residual sum, on the attention weights after softmax and after the ReLU of the feed-forward
+block, all with the side's one probability (enc_dropout / dec_dropout). attention_dropout and
+activation_dropout set the last two apart (fairseq's --attention-dropout/--activation-dropout).
+
 Layer norms: the article's layers have one `layer_norm` used after every sublayer
 (layer_norms="shared", the default); the later notebook gives each sublayer its own
 (`self_attn_layer_norm`, `enc_attn_layer_norm`, `ff_layer_norm`: layer_norms="separate"),
 so the weights of either version load under their own names.
 
+    model = build_transformer(src_vocab_size, trg_vocab_size, PAD_IDX, PAD_IDX)   # the tutorial's
+    model = build_transformer(..., ModelConfig(hid_dim=128, enc_layers=2), seed=1)  # other sizes
+    model = build_transformer(..., config, seed=config.seed)   # a training Config is a ModelConfig
+
 Legend: B batch, S source length, T target length, D hidden (hid_dim), H heads, V vocabulary.
 Token ids arrive as integer arrays (B, S) / (B, T), normally on the host, where they are
 checked against the vocabulary before moving to the model's device.
 """
+import dataclasses
 import math
+from dataclasses import dataclass
+
+from typing import Optional
 
 import numpy as np
 
 from ..backend import get_array_module, to_device
+from ..cli import ConfigError, check_fields, one_of, option, positive, probability
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
 from .layers import Dropout, Embedding, LayerNorm, Linear, check_ids
 from .module import Module, ModuleList
@@ -27,6 +41,58 @@ def check_layer_norms(layer_norms):
     if layer_norms not in LAYER_NORMS:
         raise ValueError(f"layer_norms must be one of {', '.join(LAYER_NORMS)}, got {layer_norms!r}")
     return layer_norms
+
+
+@dataclass
+class ModelConfig:
+    """The model's sizes and options, the one place they are declared; the defaults are the
+    tutorial's. tinynmt.config.Config adds the training options to these (the same flags)."""
+
+    hid_dim: int = option(256, "model width (embedding and hidden size)", positive)
+    enc_layers: int = option(3, "encoder layers", positive)
+    dec_layers: int = option(3, "decoder layers", positive)
+    enc_heads: int = option(8, "encoder attention heads (must divide hid_dim)", positive)
+    dec_heads: int = option(8, "decoder attention heads (must divide hid_dim)", positive)
+    enc_pf_dim: int = option(512, "encoder feed-forward inner size", positive)
+    dec_pf_dim: int = option(512, "decoder feed-forward inner size", positive)
+    enc_dropout: float = option(0.1, "encoder dropout probability", probability)
+    dec_dropout: float = option(0.1, "decoder dropout probability", probability)
+    max_length: int = option(100, "positions the model can embed (longest sentence, <sos>/<eos> "
+                                  "included)", positive)
+    share_vocab: bool = option(False, "one vocabulary built from both languages' training text "
+                                      "(with --tie-embeddings the encoder shares it too)")
+    tie_embeddings: bool = option(False, "the decoder's output layer uses its embedding matrix "
+                                         "(and the encoder's, with --share-vocab)")
+    layer_norms: str = option("shared", "shared: one layer_norm per layer, as the article has it; "
+                                        "separate: one per sublayer, as the later notebook "
+                                        "(self_attn_/enc_attn_/ff_layer_norm)", one_of(LAYER_NORMS))
+    attention_dropout: Optional[float] = option(None, "dropout on the attention weights after softmax "
+                                                      "(none: enc_dropout/dec_dropout, as in the "
+                                                      "tutorial)", probability)
+    activation_dropout: Optional[float] = option(None, "dropout after the ReLU of the feed-forward "
+                                                       "block (none: enc_dropout/dec_dropout, as in "
+                                                       "the tutorial)", probability)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        """Raise ConfigError naming the first bad value."""
+        check_fields(self)
+        for side in ("enc", "dec"):
+            heads = getattr(self, f"{side}_heads")
+            if self.hid_dim % heads:
+                raise ConfigError(f"{side}_heads={heads} does not divide hid_dim={self.hid_dim}")
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def sublayer_dropouts(dropout, attention_dropout, activation_dropout):
+    """(attention, activation) dropout probabilities: each the layer's `dropout` where None."""
+    return (dropout if attention_dropout is None else attention_dropout,
+            dropout if activation_dropout is None else activation_dropout)
 
 
 def embed(tokens, tok_embedding, pos_embedding, dropout, scale, max_length, what, start=0):
@@ -43,7 +109,8 @@ def embed(tokens, tok_embedding, pos_embedding, dropout, scale, max_length, what
 class EncoderLayer(Module):
     """Self-attention then feed-forward, each added to its input and normalised (post-norm)."""
 
-    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared"):
+    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared", attention_dropout=None,
+                 activation_dropout=None):
         super().__init__()
         self.shared_norm = check_layer_norms(layer_norms) == "shared"
         if self.shared_norm:
@@ -51,8 +118,9 @@ class EncoderLayer(Module):
         else:
             self.self_attn_layer_norm = LayerNorm(hid_dim)
             self.ff_layer_norm = LayerNorm(hid_dim)
-        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
-        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
+        attention_p, activation_p = sublayer_dropouts(dropout, attention_dropout, activation_dropout)
+        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
+        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, activation_p)
         self.dropout = Dropout(dropout)
 
     def forward(self, src, src_mask):
@@ -67,12 +135,13 @@ class EncoderLayer(Module):
 
 class Encoder(Module):
     def __init__(self, input_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100,
-                 layer_norms="shared"):
+                 layer_norms="shared", attention_dropout=None, activation_dropout=None):
         super().__init__()
         self.max_length = max_length
         self.tok_embedding = Embedding(input_dim, hid_dim)
         self.pos_embedding = Embedding(max_length, hid_dim)
-        self.layers = ModuleList(EncoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms)
+        self.layers = ModuleList(EncoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms,
+                                              attention_dropout, activation_dropout)
                                  for _ in range(n_layers))
         self.dropout = Dropout(dropout)
         self.scale = math.sqrt(hid_dim)
@@ -89,7 +158,8 @@ class Encoder(Module):
 class DecoderLayer(Module):
     """Masked self-attention, attention over the encoder output, feed-forward (post-norm)."""
 
-    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared"):
+    def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared", attention_dropout=None,
+                 activation_dropout=None):
         super().__init__()
         self.shared_norm = check_layer_norms(layer_norms) == "shared"
         if self.shared_norm:
@@ -98,9 +168,10 @@ class DecoderLayer(Module):
             self.self_attn_layer_norm = LayerNorm(hid_dim)
             self.enc_attn_layer_norm = LayerNorm(hid_dim)
             self.ff_layer_norm = LayerNorm(hid_dim)
-        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
-        self.encoder_attention = MultiHeadAttentionLayer(hid_dim, n_heads, dropout)
-        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, dropout)
+        attention_p, activation_p = sublayer_dropouts(dropout, attention_dropout, activation_dropout)
+        self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
+        self.encoder_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
+        self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, activation_p)
         self.dropout = Dropout(dropout)
 
     def forward(self, trg, enc_src, trg_mask, src_mask, cache=None):
@@ -120,12 +191,13 @@ class DecoderLayer(Module):
 
 class Decoder(Module):
     def __init__(self, output_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100,
-                 layer_norms="shared"):
+                 layer_norms="shared", attention_dropout=None, activation_dropout=None):
         super().__init__()
         self.max_length = max_length
         self.tok_embedding = Embedding(output_dim, hid_dim)
         self.pos_embedding = Embedding(max_length, hid_dim)
-        self.layers = ModuleList(DecoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms)
+        self.layers = ModuleList(DecoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms,
+                                              attention_dropout, activation_dropout)
                                  for _ in range(n_layers))
         self.fc_out = Linear(hid_dim, output_dim)
         self.dropout = Dropout(dropout)
@@ -188,7 +260,7 @@ class Seq2Seq(Module):
         return self.decoder(trg, enc_src, self.make_trg_mask(trg), src_mask)
 
 
-def tie_embeddings(model, share_encoder=False):
+def tie_embedding_weights(model, share_encoder=False):
     """Make the decoder's output projection use its input embedding matrix, (V, D) both
     (Press & Wolf, 2017); with share_encoder, the encoder's embedding too (one joint vocabulary).
 
@@ -206,16 +278,15 @@ def tie_embeddings(model, share_encoder=False):
     return model
 
 
-def build_transformer(src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, hid_dim=256,
-                      enc_layers=3, dec_layers=3, enc_heads=8, dec_heads=8, enc_pf_dim=512,
-                      dec_pf_dim=512, enc_dropout=0.1, dec_dropout=0.1, max_length=100,
-                      seed=1234, tie=False, share_encoder=False, layer_norms="shared"):
-    """The tutorial's model: build, then xavier_uniform_ every weight with more than one dim;
-    tie=True then ties the embeddings (see tie_embeddings)."""
+def build_transformer(src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, config=None, seed=1234):
+    """The tutorial's model with `config`'s sizes (a ModelConfig, or a training Config, which is
+    one; None: the tutorial's): build, xavier_uniform_ every weight with more than one dim from
+    `seed`, then tie the embeddings if config.tie_embeddings (see tie_embedding_weights)."""
     from .init import initialize_weights
-    enc = Encoder(src_vocab_size, hid_dim, enc_layers, enc_heads, enc_pf_dim, enc_dropout, max_length,
-                  layer_norms)
-    dec = Decoder(trg_vocab_size, hid_dim, dec_layers, dec_heads, dec_pf_dim, dec_dropout, max_length,
-                  layer_norms)
+    c = ModelConfig() if config is None else config
+    enc = Encoder(src_vocab_size, c.hid_dim, c.enc_layers, c.enc_heads, c.enc_pf_dim, c.enc_dropout,
+                  c.max_length, c.layer_norms, c.attention_dropout, c.activation_dropout)
+    dec = Decoder(trg_vocab_size, c.hid_dim, c.dec_layers, c.dec_heads, c.dec_pf_dim, c.dec_dropout,
+                  c.max_length, c.layer_norms, c.attention_dropout, c.activation_dropout)
     model = initialize_weights(Seq2Seq(enc, dec, src_pad_idx, trg_pad_idx), np.random.default_rng(seed))
-    return tie_embeddings(model, share_encoder) if tie else model
+    return tie_embedding_weights(model, c.share_vocab) if c.tie_embeddings else model
