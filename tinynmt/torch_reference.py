@@ -10,6 +10,8 @@ Legend: B batch, S source length, T target length, D hidden, H heads, Dh head di
 import torch
 from torch import nn
 
+from .nn.transformer import add_layer_norms, sublayer_dropouts
+
 
 class MultiHeadAttentionLayer(nn.Module):
     def __init__(self, hid_dim, n_heads, dropout):
@@ -47,29 +49,19 @@ class PositionwiseFeedforwardLayer(nn.Module):
         return self.fc_2(self.dropout(torch.relu(self.fc_1(x))))
 
 
-def sublayer_dropouts(dropout, attention_dropout, activation_dropout):
-    return (dropout if attention_dropout is None else attention_dropout,
-            dropout if activation_dropout is None else activation_dropout)
-
-
 class EncoderLayer(nn.Module):
     def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared", attention_dropout=None,
                  activation_dropout=None):
         super().__init__()
-        self.shared_norm = layer_norms == "shared"
-        if self.shared_norm:                        # the article's
-            self.layer_norm = nn.LayerNorm(hid_dim)
-        else:                                       # the later notebook's
-            self.self_attn_layer_norm = nn.LayerNorm(hid_dim)
-            self.ff_layer_norm = nn.LayerNorm(hid_dim)
+        self.norm_names = add_layer_norms(self, layer_norms, ("self_attn_layer_norm", "ff_layer_norm"),
+                                          lambda: nn.LayerNorm(hid_dim))
         attention_p, activation_p = sublayer_dropouts(dropout, attention_dropout, activation_dropout)
         self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
         self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, activation_p)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, src, src_mask):
-        norm1, norm2 = ((self.layer_norm,) * 2 if self.shared_norm
-                        else (self.self_attn_layer_norm, self.ff_layer_norm))
+        norm1, norm2 = (getattr(self, name) for name in self.norm_names)
         _src, _ = self.self_attention(src, src, src, src_mask)
         src = norm1(src + self.dropout(_src))
         return norm2(src + self.dropout(self.positionwise_feedforward(src)))
@@ -99,13 +91,9 @@ class DecoderLayer(nn.Module):
     def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared", attention_dropout=None,
                  activation_dropout=None):
         super().__init__()
-        self.shared_norm = layer_norms == "shared"
-        if self.shared_norm:
-            self.layer_norm = nn.LayerNorm(hid_dim)
-        else:
-            self.self_attn_layer_norm = nn.LayerNorm(hid_dim)
-            self.enc_attn_layer_norm = nn.LayerNorm(hid_dim)
-            self.ff_layer_norm = nn.LayerNorm(hid_dim)
+        self.norm_names = add_layer_norms(
+            self, layer_norms, ("self_attn_layer_norm", "enc_attn_layer_norm", "ff_layer_norm"),
+            lambda: nn.LayerNorm(hid_dim))
         attention_p, activation_p = sublayer_dropouts(dropout, attention_dropout, activation_dropout)
         self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
         self.encoder_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
@@ -113,8 +101,7 @@ class DecoderLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, trg, enc_src, trg_mask, src_mask):
-        norm1, norm2, norm3 = ((self.layer_norm,) * 3 if self.shared_norm
-                               else (self.self_attn_layer_norm, self.enc_attn_layer_norm, self.ff_layer_norm))
+        norm1, norm2, norm3 = (getattr(self, name) for name in self.norm_names)
         _trg, _ = self.self_attention(trg, trg, trg, trg_mask)
         trg = norm1(trg + self.dropout(_trg))
         _trg, attention = self.encoder_attention(trg, enc_src, enc_src, src_mask)

@@ -55,7 +55,7 @@ def padded_batch(config, seed):
 def golden_data(config=CONFIG):
     """Every array of the golden file, computed with PyTorch (one thread, deterministic)."""
     import torch
-    from tinynmt.torch_reference import build_torch_transformer, load_tinynmt_weights
+    from tinynmt.torch_reference import build_torch_transformer
     torch.set_num_threads(1)
     c = config
     weights = tinynmt_model(c).state_dict()

@@ -89,6 +89,18 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
+def add_layer_norms(layer, layer_norms, names, make_norm):
+    """Give `layer` one `layer_norm` used after every sublayer (layer_norms="shared", the
+    article's) or one norm per sublayer under `names` (the later notebook's); return the
+    attribute names in sublayer order."""
+    if check_layer_norms(layer_norms) == "shared":
+        layer.layer_norm = make_norm()
+        return ("layer_norm",) * len(names)
+    for name in names:
+        setattr(layer, name, make_norm())
+    return tuple(names)
+
+
 def sublayer_dropouts(dropout, attention_dropout, activation_dropout):
     """(attention, activation) dropout probabilities: each the layer's `dropout` where None."""
     return (dropout if attention_dropout is None else attention_dropout,
@@ -112,12 +124,8 @@ class EncoderLayer(Module):
     def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared", attention_dropout=None,
                  activation_dropout=None):
         super().__init__()
-        self.shared_norm = check_layer_norms(layer_norms) == "shared"
-        if self.shared_norm:
-            self.layer_norm = LayerNorm(hid_dim)
-        else:
-            self.self_attn_layer_norm = LayerNorm(hid_dim)
-            self.ff_layer_norm = LayerNorm(hid_dim)
+        self.norm_names = add_layer_norms(self, layer_norms, ("self_attn_layer_norm", "ff_layer_norm"),
+                                          lambda: LayerNorm(hid_dim))
         attention_p, activation_p = sublayer_dropouts(dropout, attention_dropout, activation_dropout)
         self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
         self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, activation_p)
@@ -125,8 +133,7 @@ class EncoderLayer(Module):
 
     def forward(self, src, src_mask):
         """src (B, S, D), src_mask (B, 1, 1, S) -> (B, S, D)"""
-        self_attn_norm, ff_norm = ((self.layer_norm,) * 2 if self.shared_norm
-                                   else (self.self_attn_layer_norm, self.ff_layer_norm))
+        self_attn_norm, ff_norm = (getattr(self, name) for name in self.norm_names)
         _src, _ = self.self_attention(src, src, src, src_mask)
         src = self_attn_norm(src + self.dropout(_src))
         src = ff_norm(src + self.dropout(self.positionwise_feedforward(src)))
@@ -161,13 +168,9 @@ class DecoderLayer(Module):
     def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared", attention_dropout=None,
                  activation_dropout=None):
         super().__init__()
-        self.shared_norm = check_layer_norms(layer_norms) == "shared"
-        if self.shared_norm:
-            self.layer_norm = LayerNorm(hid_dim)
-        else:
-            self.self_attn_layer_norm = LayerNorm(hid_dim)
-            self.enc_attn_layer_norm = LayerNorm(hid_dim)
-            self.ff_layer_norm = LayerNorm(hid_dim)
+        self.norm_names = add_layer_norms(
+            self, layer_norms, ("self_attn_layer_norm", "enc_attn_layer_norm", "ff_layer_norm"),
+            lambda: LayerNorm(hid_dim))
         attention_p, activation_p = sublayer_dropouts(dropout, attention_dropout, activation_dropout)
         self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
         self.encoder_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
@@ -178,9 +181,7 @@ class DecoderLayer(Module):
         """trg (B, T, D), enc_src (B, S, D) -> (B, T, D), attention (B, H, T, S).
         Decoding passes `cache`, this layer's (self-attention, cross-attention) KVCache pair."""
         self_cache, cross_cache = (None, None) if cache is None else cache
-        self_attn_norm, enc_attn_norm, ff_norm = (
-            (self.layer_norm,) * 3 if self.shared_norm
-            else (self.self_attn_layer_norm, self.enc_attn_layer_norm, self.ff_layer_norm))
+        self_attn_norm, enc_attn_norm, ff_norm = (getattr(self, name) for name in self.norm_names)
         _trg, _ = self.self_attention(trg, trg, trg, trg_mask, cache=self_cache)
         trg = self_attn_norm(trg + self.dropout(_trg))
         _trg, attention = self.encoder_attention(trg, enc_src, enc_src, src_mask, cache=cross_cache)
