@@ -9,9 +9,9 @@
 A step is the tutorial's: the loss of the model reading trg[:, :-1] against trg[:, 1:]
 (nn.teacher_forced_loss, or with --rdrop nn.rdrop_loss); zero_grad; backward; clip_grad_norm_;
 Adam step. Its loss and gradient norm stay device arrays in `pending` until `sync()`, so a
-GPU step never waits for the host. Everything needed to continue bit for bit (NumPy backend) is in `train_state()`:
-counters, the dropout generator's state and the running sums; Adam's state goes in the
-checkpoint arrays.
+GPU step never waits for the host. Everything needed to continue bit for bit (NumPy backend)
+is in `train_state()`: counters, the dropout generator's state and the running sums; Adam's
+state goes in the checkpoint arrays.
 
 Data-parallel (`comm` from tinynmt.distributed, under mpiexec): each rank runs the step on
 its share of the global batch's rows and the gradients are summed before clipping, so every
