@@ -40,7 +40,7 @@ from .decoding.translator import encode_source
 from .output_lines import score_line
 from .speed import keep_freed_memory
 from .translate import (CLIError, add_checkpoint_option, add_decoding_options, check_decoding_options, load_models,
-                        warn)
+                        warn, write_output)
 
 
 def sacrebleu_score(hypotheses, references, lowercase):
@@ -142,15 +142,6 @@ def read_test_set(args, config):
     return src_lines, ref_lines, f"Multi30k {split} {config.src}->{config.trg}"
 
 
-def write_lines(path, lines, what):
-    """Write lines (each ending in a newline) to `path` as UTF-8."""
-    try:
-        with open(path, "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(lines)
-    except OSError as err:
-        raise CLIError(f"cannot write {what} {path}: {err.strerror or err}") from None
-
-
 def run(args):
     checkpoints, model = load_models(args.checkpoint, args.device)
     checkpoint, config = checkpoints[0], checkpoints[0].config
@@ -162,11 +153,7 @@ def run(args):
     vocabs = (checkpoint.src_vocab, checkpoint.trg_vocab, checkpoint.tokenizer)
     if args.score_reference:
         scores = score_references(model, src_lines, ref_lines, *vocabs, batch_size=args.batch_size, warn=warn)
-        lines = [score_line(s) for s in scores]
-        if args.output:
-            write_lines(args.output, lines, "--output")
-        else:
-            sys.stdout.writelines(lines)
+        write_output(args.output, "".join(score_line(s) for s in scores))
         return 0
     names = ", ".join(str(c.path) for c in checkpoints)
     print(f"checkpoint{'s' if len(checkpoints) > 1 else ''} {names}: {what}, {len(src_lines):,} sentences")
@@ -175,7 +162,6 @@ def run(args):
     print(f"| Test Loss: {result.loss:.3f} | Test PPL: {math.exp(result.loss):7.3f} |")
     print(f"per token: loss {result.token_nll:.4f}, PPL {math.exp(result.token_nll):.3f} "
           f"({result.n_tokens:,} target tokens)", flush=True)
-    device = members(model)[0].device
     synchronize(get_array_module(members(model)[0].parameters()[0].data))
     cut = []  # one summary line instead of a warning per over-long sentence
     score, hypotheses, seconds = evaluate_bleu(model, src_lines, ref_lines, *vocabs, beam=args.beam,
@@ -187,10 +173,10 @@ def run(args):
     print(score.format(signature=score.signature), flush=True)
     how = "greedy" if args.beam == 1 else f"beam {args.beam}, lenpen {args.lenpen:g}"
     rate = len(src_lines) / seconds if seconds > 0 else float("inf")
-    print(f"decoding ({how}, max_len {args.max_len}, batch {args.batch_size}, {device}): "
+    print(f"decoding ({how}, max_len {args.max_len}, batch {args.batch_size}, {model.device}): "
           f"{len(src_lines):,} sentences in {seconds:.2f} s, {rate:.1f} sentences/s", flush=True)
     if args.output:
-        write_lines(args.output, [h + "\n" for h in hypotheses], "--output")
+        write_output(args.output, "".join(h + "\n" for h in hypotheses))
     return 0
 
 

@@ -241,6 +241,19 @@ def open_output(path):
         raise CLIError(f"cannot write --output {path}: {err.strerror or err}") from None
 
 
+def write_output(path, text):
+    """Write text to --output `path` (stdout when None) as UTF-8."""
+    out = open_output(path)
+    try:
+        out.write(text.encode("utf-8"))
+        out.flush()
+    except OSError as err:
+        raise CLIError(f"cannot write --output {path}: {err.strerror or err}") from None
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+
+
 def run(args):
     check_modes(args)
     checkpoints, model = load_models(args.checkpoint, args.device)
