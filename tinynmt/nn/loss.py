@@ -27,10 +27,15 @@ class CrossEntropyLoss:
                              ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
 
 
+def teacher_forced_logits(model, src, trg):
+    """The model reads trg[:, :-1] -> its logits (B * (T-1), V) and their targets trg[:, 1:] (B * (T-1),)."""
+    output, _ = model(src, trg[:, :-1])                                        # (B, T-1, V)
+    return output.reshape(-1, output.shape[-1]), trg[:, 1:].reshape(-1)
+
+
 def teacher_forced_loss(model, criterion, src, trg):
     """The tutorial's loss: the model reads trg[:, :-1] and is scored on predicting trg[:, 1:]."""
-    output, _ = model(src, trg[:, :-1])                                        # (B, T-1, V)
-    return criterion(output.reshape(-1, output.shape[-1]), trg[:, 1:].reshape(-1))  # (B * (T-1), V)
+    return criterion(*teacher_forced_logits(model, src, trg))
 
 
 def symmetric_kl(logits_1, logits_2, keep):
@@ -56,9 +61,7 @@ def rdrop_loss(model, criterion, src, trg, alpha):
     is teacher_forced_loss."""
     xp = get_array_module(src)
     src, trg = xp.concatenate([src, src]), xp.concatenate([trg, trg])             # (2B, S), (2B, T)
-    output, _ = model(src, trg[:, :-1])                                           # (2B, T-1, V)
-    logits = output.reshape(-1, output.shape[-1])          # (2N, V): copy 1's N positions, then copy 2's
-    target = trg[:, 1:].reshape(-1)                                               # (2N,)
+    logits, target = teacher_forced_logits(model, src, trg)  # (2N, V), (2N,): copy 1's N positions, then copy 2's
     n = target.shape[0] // 2
     kl = symmetric_kl(logits[:n], logits[n:], target[:n] != criterion.ignore_index)
     return criterion(logits, target) + kl * (alpha / 2)
