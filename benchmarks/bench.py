@@ -36,9 +36,9 @@ from benchmarks.flops import step_matmul_flops  # noqa: E402
 from benchmarks.runners import (TinynmtRunner, TorchRunner, interleaved_median_times,  # noqa: E402
                                 median_time)
 from benchmarks.decoding import decode_timings  # noqa: E402
-from tinynmt.checkpoint import load_checkpoint  # noqa: E402
+from tinynmt.training.checkpoint import load_checkpoint  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
-from tinynmt.speed import keep_freed_memory  # noqa: E402
+from tinynmt.fast.cpu import keep_freed_memory  # noqa: E402
 from tinynmt.nn import build_transformer  # noqa: E402
 
 

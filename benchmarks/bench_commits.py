@@ -33,13 +33,13 @@ assert tinynmt.__file__.startswith(sys.argv[2]), tinynmt.__file__
 from tinynmt.backend import Generator
 from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator
 from tinynmt.optim import Adam, clip_grad_norm_
-try:   # as the programs and bench.py do, where the revision has it (speed.py, or backend.py before)
-    from tinynmt.speed import keep_freed_memory
-except ImportError:
-    try:
-        from tinynmt.backend import keep_freed_memory
-    except ImportError:
-        keep_freed_memory = lambda: None
+keep_freed_memory = lambda: None
+for where in ("tinynmt.fast.cpu", "tinynmt.speed", "tinynmt.backend"):   # newest layout first
+    try:   # as the programs and bench.py do, where the revision has it
+        keep_freed_memory = __import__(where, fromlist=["keep_freed_memory"]).keep_freed_memory
+        break
+    except (ImportError, AttributeError):
+        continue
 keep_freed_memory()
 saved = np.load(sys.argv[1])
 n = int(saved["n"]); vocab = saved["vocab"].tolist()

@@ -28,12 +28,12 @@ from benchmarks.bench import machine_info  # noqa: E402
 from benchmarks.blas_env import blas_info, clean_env, describe  # noqa: E402
 from benchmarks.runners import TorchRunner, median_time  # noqa: E402
 from tinynmt.backend import Generator  # noqa: E402
-from tinynmt.speed import keep_freed_memory  # noqa: E402
+from tinynmt.fast.cpu import keep_freed_memory  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
-from tinynmt.distributed import init  # noqa: E402
+from tinynmt.training.distributed import init  # noqa: E402
 from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator  # noqa: E402
 from tinynmt.optim import Adam  # noqa: E402
-from tinynmt.trainer import shard_batch, train_step  # noqa: E402
+from tinynmt.training.trainer import shard_batch, train_step  # noqa: E402
 
 def worker(args):
     """Time the step in this process (one rank of an mpiexec job, or alone); print JSON."""

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 import tinynmt.autograd.ops_reduce as ops_reduce  # noqa: E402
 from benchmarks.runners import TinynmtRunner  # noqa: E402
-from tinynmt.speed import keep_freed_memory  # noqa: E402
+from tinynmt.fast.cpu import keep_freed_memory  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
 from tinynmt.nn import build_transformer  # noqa: E402
 

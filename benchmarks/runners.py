@@ -8,7 +8,7 @@ from tinynmt import no_grad
 from tinynmt.backend import Generator, synchronize, xp_for
 from tinynmt.nn import CrossEntropyLoss, set_dropout_generator
 from tinynmt.optim import Adam
-from tinynmt.trainer import train_step
+from tinynmt.training.trainer import train_step
 
 
 def median_time(fn, sync, repeats, warmup):
@@ -68,11 +68,11 @@ class TinynmtRunner:
 
 
 class TorchRunner:
-    """The tutorial's PyTorch code (tinynmt.torch_reference) with the same weights."""
+    """The tutorial's PyTorch code (tinynmt.interop.torch_reference) with the same weights."""
 
     def __init__(self, tinynmt_model, device, pad_idx, lr=5e-4, clip=1.0):
         import torch
-        from tinynmt.torch_reference import build_torch_transformer, load_tinynmt_weights
+        from tinynmt.interop.torch_reference import build_torch_transformer, load_tinynmt_weights
         enc, dec = tinynmt_model.encoder, tinynmt_model.decoder
         self.torch = torch
         self.name = f"torch-{device}"

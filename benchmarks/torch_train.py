@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/torch_train.py --out runs/torch-tutorial
     OMP_NUM_THREADS=1 python benchmarks/torch_train.py --seed 2 --out runs/torch-tutorial-seed2
 
-The tutorial's own loop (PyTorch, tinynmt.torch_reference): Adam 5e-4, batches of 64, clip 1,
+The tutorial's own loop (PyTorch, tinynmt.interop.torch_reference): Adam 5e-4, batches of 64, clip 1,
 10 epochs, seed 1234 (or --seed: PyTorch's init and dropout, and the batch order, as
 `python -m tinynmt.train --seed N` seeds its own), best valid loss kept. The best weights are saved as a tinynmt checkpoint
 (the state_dict keys are the same), so `python -m tinynmt.evaluate --checkpoint
@@ -21,11 +21,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tinynmt.checkpoint import save_checkpoint  # noqa: E402
-from tinynmt.config import Config  # noqa: E402
+from tinynmt.training.checkpoint import save_checkpoint  # noqa: E402
+from tinynmt.training.config import Config  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
 from tinynmt.nn import build_transformer  # noqa: E402
-from tinynmt.torch_reference import build_torch_transformer  # noqa: E402
+from tinynmt.interop.torch_reference import build_torch_transformer  # noqa: E402
 
 
 def evaluate(model, batches, criterion):

@@ -13,12 +13,13 @@ import sys
 import numpy as np
 
 from tinynmt.data import PAD_IDX, Batches
-from tinynmt.distributed import SINGLE, init
+from tinynmt.training.distributed import SINGLE, init
 from tinynmt.nn import CrossEntropyLoss, ModelConfig, build_transformer
 from tinynmt.optim import Adam
-from tinynmt.train import config_from_args, train
-from tinynmt.config import build_parser
-from tinynmt.trainer import shard_batch, train_step
+from tinynmt.programs.train import config_from_args
+from tinynmt.training.loop import train
+from tinynmt.programs.train import build_parser
+from tinynmt.training.trainer import shard_batch, train_step
 
 
 def float64_model():

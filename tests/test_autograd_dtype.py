@@ -5,8 +5,7 @@ NumPy 2 promotes `float32_array * np.float64(2)` to float64; a tensor must not.
 import numpy as np
 import pytest
 
-from tinynmt.autograd import (Tensor, concatenate, cross_entropy, dropout, embedding, layer_norm,
-                              log_softmax, relu, softmax, stack, where)
+from tinynmt.autograd import (Tensor, concatenate, cross_entropy, dropout, embedding, layer_norm, log_softmax, relu, softmax, stack, where)
 from tinynmt.backend import Generator, to_numpy
 
 F64 = np.float64(1.5)

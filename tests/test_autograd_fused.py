@@ -40,7 +40,7 @@ def test_cross_entropy_over_several_row_blocks(xp, rng, leaf):
 
 @pytest.mark.parametrize("shape", [(7,), (3, 7), (2, 3, 7), (0, 7)])
 def test_rowstats_equal_numpy_reductions(xp, rng, shape):
-    from tinynmt.autograd.rowstats import mean_last, mean_last_of_product, sum_rows, sum_rows_of_product
+    from tinynmt.fast.rowstats import mean_last, mean_last_of_product, sum_rows, sum_rows_of_product
     a, b = rng.standard_normal(shape) * 3 + 1, rng.standard_normal(shape)
     xa, xb = xp.asarray(a), xp.asarray(b)
     lead = tuple(range(len(shape) - 1))
@@ -51,7 +51,7 @@ def test_rowstats_equal_numpy_reductions(xp, rng, shape):
 
 
 def test_rowstats_take_non_contiguous_views(xp, rng):
-    from tinynmt.autograd.rowstats import mean_last, sum_rows
+    from tinynmt.fast.rowstats import mean_last, sum_rows
     a = rng.standard_normal((4, 6, 5))
     view = xp.asarray(a).transpose(1, 0, 2)                  # (6, 4, 5), not C-contiguous
     np.testing.assert_allclose(to_numpy(mean_last(view)), a.transpose(1, 0, 2).mean(axis=-1), rtol=1e-13)

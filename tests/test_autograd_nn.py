@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from tinynmt.autograd import (Tensor, cross_entropy, dropout, embedding, gradcheck, layer_norm,
-                              log_softmax, softmax)
+from tinynmt.autograd import (Tensor, cross_entropy, dropout, embedding, gradcheck, layer_norm, log_softmax, softmax)
 from tinynmt.backend import Generator, to_numpy
 
 

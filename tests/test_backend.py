@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 
 from tinynmt import backend
-from tinynmt.backend import (BackendError, Generator, check_device, device_of,
-                             get_array_module, index_add, scatter_add_rows, to_device, to_numpy,
-                             xp_for)
+from tinynmt.backend import (BackendError, Generator, check_device, device_of, get_array_module, index_add, scatter_add_rows, to_device, to_numpy, xp_for)
 
 
 @pytest.fixture
@@ -161,7 +159,7 @@ def test_device_round_trip_on_gpu():
 
 def test_keep_freed_memory_applies_on_glibc():
     import platform
-    from tinynmt.speed import keep_freed_memory
+    from tinynmt.fast.cpu import keep_freed_memory
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("glibc only")
     assert keep_freed_memory() is True

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from tinynmt.backend import Generator
-from tinynmt.checkpoint import (CheckpointError, load_checkpoint, read_config, resolve_checkpoint,
-                                save_checkpoint)
-from tinynmt.config import Config
+from tinynmt.training.checkpoint import (CheckpointError, load_checkpoint, read_config, resolve_checkpoint, save_checkpoint)
+from tinynmt.training.config import Config
 from tinynmt.data import PAD_IDX, Vocab, get_tokenizer
 from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator
 from tinynmt.optim import Adam
@@ -181,8 +180,8 @@ def test_failed_save_keeps_the_old_file(trained, monkeypatch):
 
 SAVE_FOREVER = """
 import sys
-from tinynmt.checkpoint import save_checkpoint
-from tinynmt.config import Config
+from tinynmt.training.checkpoint import save_checkpoint
+from tinynmt.training.config import Config
 from tinynmt.data import Vocab, get_tokenizer
 from tinynmt.nn import build_transformer
 config = Config(hid_dim=64, enc_layers=2, dec_layers=2)

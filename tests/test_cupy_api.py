@@ -22,15 +22,15 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-import tinynmt.evaluate  # noqa: F401  (every module that imports get_array_module, loaded)
-import tinynmt.trainer  # noqa: F401
+import tinynmt.programs.evaluate  # noqa: F401  (every module that imports get_array_module, loaded)
+import tinynmt.training.trainer  # noqa: F401
 from tinynmt import backend
 from tinynmt.backend import BackendError
-from tinynmt.checkpoint import load_checkpoint
-from tinynmt.config import Config
+from tinynmt.training.checkpoint import load_checkpoint
+from tinynmt.training.config import Config
 from tinynmt.data import EOS_IDX
 from tinynmt.decoding import Ensemble, beam_search, greedy_search, reference_log_probs
-from tinynmt.trainer import Trainer, load_data
+from tinynmt.training.trainer import Trainer, load_data
 
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed: nothing to check the calls against")
 

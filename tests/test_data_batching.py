@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from tinynmt.data import (EOS_IDX, PAD_IDX, SOS_IDX, UNK_IDX, Batches, DataError, encode_sentences,
-                          get_tokenizer, load_dataset, pad_sequences)
+from tinynmt.data import (EOS_IDX, PAD_IDX, SOS_IDX, UNK_IDX, Batches, DataError, encode_sentences, get_tokenizer, load_dataset, pad_sequences)
 
 
 @pytest.fixture(scope="module")

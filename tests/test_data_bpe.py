@@ -4,8 +4,7 @@ from collections import Counter
 
 import pytest
 
-from tinynmt.data import (BPETokenizer, DataError, build_dataset, get_tokenizer, learn_merges, load_dataset,
-                          read_multi30k, tokenizer_from_dict)
+from tinynmt.data import (BPETokenizer, DataError, build_dataset, get_tokenizer, learn_merges, load_dataset, read_multi30k, tokenizer_from_dict)
 from tinynmt.data.bpe import count_words
 
 # Sennrich et al.'s toy corpus; the merges below were worked out by hand: the most

@@ -11,7 +11,7 @@ import pytest
 from test_decode import BRUTE_MAX_LEN, BRUTE_WORDS, next_log_probs, random_sources, tiny_model
 
 from tinynmt.data import EOS_IDX, SOS_IDX
-from tinynmt.decoding import Ensemble, beam_search, greedy_search, max_positions, mean_of_probabilities, search
+from tinynmt.decoding import (Ensemble, beam_search, greedy_search, max_positions, mean_of_probabilities, search)
 
 
 def mean_of_probs_by_hand(log_probs):

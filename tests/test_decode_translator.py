@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tinynmt.attention_plot import plot_attention
+from tinynmt.programs.attention_plot import plot_attention
 from tinynmt.data import EOS_IDX, PAD_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Translator, beam_search, greedy_search, translate_sentence
 from tinynmt.nn import ModelConfig, build_transformer

@@ -11,7 +11,7 @@
    placeholders are fine; a renamed flag fails.
 3. Every `path/file.py:name` (or `path/file.py:Class.method`) exists: the file, and a def or
    class of that name at any depth, methods inside their class (read with `ast`); every
-   plain repository path such as `tinynmt/optim.py` exists (a `*` in it must match a file).
+   plain repository path such as `tinynmt/optim/__init__.py` exists (a `*` in it must match a file).
 """
 import ast
 import re
@@ -21,8 +21,9 @@ from unittest import mock
 
 import pytest
 
-from tinynmt import average, config, evaluate, export, translate
-from tinynmt.data import __main__ as data_main
+from tinynmt.programs import average, evaluate, export, train, translate
+
+from tinynmt.programs import data as data_main
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -65,7 +66,7 @@ def test_python_blocks_run(doc, tmp_path, monkeypatch):
 
 
 # ----- 2. command lines
-PARSERS = {"train": config.build_parser, "translate": translate.build_parser,
+PARSERS = {"train": train.build_parser, "translate": translate.build_parser,
            "evaluate": evaluate.build_parser, "data": data_main.build_parser,
            "export": export.build_parser, "average": None}
 

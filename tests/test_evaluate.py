@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from tinynmt import no_grad
-from tinynmt.checkpoint import load_checkpoint, save_checkpoint
-from tinynmt.config import Config
+from tinynmt.training.checkpoint import load_checkpoint, save_checkpoint
+from tinynmt.training.config import Config
 from tinynmt.data import EOS_IDX, PAD_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Translator
-from tinynmt.evaluate import evaluate_bleu, evaluate_loss, main
+from tinynmt.decoding.metrics import evaluate_bleu, evaluate_loss
+from tinynmt.programs.evaluate import main
 from tinynmt.nn import build_transformer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from tinynmt.autograd import no_grad
-from tinynmt.checkpoint import load_checkpoint, save_checkpoint
-from tinynmt.config import Config
+from tinynmt.training.checkpoint import load_checkpoint, save_checkpoint
+from tinynmt.training.config import Config
 from tinynmt.data import EOS_IDX, PAD_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Translator
-from tinynmt.export import TIED, main
+from tinynmt.interop.export import TIED
+from tinynmt.programs.export import main
 from tinynmt.nn import build_transformer
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
@@ -128,7 +129,7 @@ def torch_model_from(path, tmp_path):
     """The tutorial's PyTorch Seq2Seq holding an exported checkpoint's weights (strict load)."""
     pytest.importorskip("torch")
     from safetensors.torch import load_file
-    from tinynmt.torch_reference import build_torch_transformer
+    from tinynmt.interop.torch_reference import build_torch_transformer
     ckpt = load_checkpoint(path)
     run_ok("--checkpoint", path, "--to", tmp_path / "m.safetensors")
     c = ckpt.config

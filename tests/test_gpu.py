@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from tinynmt.backend import Generator, index_add, scatter_add_rows, to_device, to_numpy
-from tinynmt.checkpoint import load_checkpoint
-from tinynmt.config import Config
+from tinynmt.training.checkpoint import load_checkpoint
+from tinynmt.training.config import Config
 from tinynmt.data import EOS_IDX, PAD_IDX
 from tinynmt.decoding import search
 from tinynmt.nn import CrossEntropyLoss, Parameter, build_transformer
 from tinynmt.optim import Adam, clip_grad_norm_
-from tinynmt.run_folder import resume_config
-from tinynmt.train import train
-from tinynmt.trainer import load_data, train_step
+from tinynmt.training.run_folder import resume_config
+from tinynmt.training.loop import train
+from tinynmt.training.trainer import load_data, train_step
 
 from tiny_runs import TINY, records
 

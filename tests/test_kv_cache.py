@@ -1,4 +1,4 @@
-"""The key/value cache as an argument of the model's own layers (tinynmt/nn/cache.py).
+"""The key/value cache as an argument of the model's own layers (tinynmt/decoding/cache.py).
 
 Fed one target position at a time with a cache, `DecoderLayer` and `Decoder` must give what
 their full causal forward gives at that position; a cross-attention cache with beams must
@@ -15,7 +15,7 @@ from tinynmt import no_grad
 from tinynmt.autograd import Tensor
 from tinynmt.backend import to_numpy
 from tinynmt.nn import Decoder, DecoderLayer, MultiHeadAttentionLayer
-from tinynmt.nn.cache import DecoderCache, KVCache
+from tinynmt.decoding.cache import DecoderCache, KVCache
 
 D, H, P, V = 16, 4, 24, 11
 

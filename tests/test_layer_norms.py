@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tinynmt.autograd import gradcheck
-from tinynmt.config import Config, ConfigError, build_parser
+from tinynmt.training.config import Config, ConfigError
+from tinynmt.programs.train import build_parser
 from tinynmt.nn import ModelConfig, build_transformer
 
 from test_model import PAD, SRC_V, TRG_V, loss_fn, padded_batch, to_float64
@@ -55,7 +56,7 @@ def test_the_config_flag_builds_either_and_refuses_others():
 
 def test_separate_norms_match_pytorch_and_import_from_a_torch_state_dict(tmp_path):
     torch = pytest.importorskip("torch")
-    from tinynmt.torch_reference import build_torch_transformer, load_tinynmt_weights
+    from tinynmt.interop.torch_reference import build_torch_transformer, load_tinynmt_weights
     ours = model("separate", seed=3)
     theirs = load_tinynmt_weights(build_torch_transformer(SRC_V, TRG_V, PAD, PAD, hid_dim=D, n_layers=2,
                                                           n_heads=2, pf_dim=32, dropout=0.0, max_length=12,

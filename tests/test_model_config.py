@@ -5,7 +5,8 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from tinynmt.config import Config, ConfigError, build_parser
+from tinynmt.training.config import Config, ConfigError
+from tinynmt.programs.train import build_parser
 from tinynmt.nn import ModelConfig, build_transformer
 
 # Config's fields before ModelConfig existed: the flags and config.json keys that must stay

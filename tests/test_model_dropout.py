@@ -10,9 +10,8 @@ import pytest
 
 from tinynmt.autograd import no_grad
 from tinynmt.backend import to_numpy
-from tinynmt.config import Config, ConfigError
-from tinynmt.nn import (DecoderLayer, Dropout, EncoderLayer, ModelConfig, build_transformer,
-                        set_dropout_generator)
+from tinynmt.training.config import Config, ConfigError
+from tinynmt.nn import (DecoderLayer, Dropout, EncoderLayer, ModelConfig, build_transformer, set_dropout_generator)
 
 from test_nn_layers import (D, H, P, FixedUniforms, causal_mask, gradcheck_each, on, padding_mask,
                             random_input)
@@ -132,7 +131,7 @@ def test_layers_gradcheck_with_fixed_attention_and_activation_masks(xp, rng, att
 @pytest.mark.parametrize("attention, activation", [(None, None), (0.3, 0.0)])
 def test_the_pytorch_reference_puts_the_same_dropouts_in_the_same_places(attention, activation):
     torch = pytest.importorskip("torch")
-    from tinynmt.torch_reference import build_torch_transformer
+    from tinynmt.interop.torch_reference import build_torch_transformer
     config = ModelConfig(**SMALL, attention_dropout=attention, activation_dropout=activation)
     ours = build_transformer(12, 12, PAD, PAD, config)
     theirs = build_torch_transformer(12, 12, PAD, PAD, hid_dim=D, n_layers=1, n_heads=H, pf_dim=P,

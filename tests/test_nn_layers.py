@@ -8,9 +8,7 @@ import pytest
 
 from tinynmt.autograd import GradcheckError, Tensor, gradcheck
 from tinynmt.backend import to_numpy
-from tinynmt.nn import (CrossEntropyLoss, Decoder, DecoderLayer, Dropout, Embedding, Encoder,
-                        EncoderLayer, LayerNorm, Linear, MultiHeadAttentionLayer,
-                        PositionwiseFeedforwardLayer, set_dropout_generator)
+from tinynmt.nn import (CrossEntropyLoss, Decoder, DecoderLayer, Dropout, Embedding, Encoder, EncoderLayer, LayerNorm, Linear, MultiHeadAttentionLayer, PositionwiseFeedforwardLayer, set_dropout_generator)
 
 D, H, P, V = 16, 2, 32, 12   # hidden, heads, feed-forward width, vocabulary: tiny on purpose
 

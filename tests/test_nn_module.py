@@ -5,8 +5,7 @@ import pytest
 
 from tinynmt.autograd import Tensor
 from tinynmt.backend import BackendError
-from tinynmt.nn import (Dropout, EncoderLayer, LayerNorm, Linear, ModelConfig, Module, ModuleList,
-                        Parameter, build_transformer)
+from tinynmt.nn import (Dropout, EncoderLayer, LayerNorm, Linear, ModelConfig, Module, ModuleList, Parameter, build_transformer)
 
 
 class Block(Module):

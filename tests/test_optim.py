@@ -6,8 +6,7 @@ import pytest
 
 from tinynmt.autograd import Tensor
 from tinynmt.nn import CrossEntropyLoss, Linear, ModelConfig, Module, Parameter, build_transformer
-from tinynmt.optim import (SCHEDULES, Adam, AdamW, clip_grad_norm_, constant_lr, shared_buffer,
-                           inverse_sqrt_lr)
+from tinynmt.optim import (SCHEDULES, Adam, AdamW, clip_grad_norm_, constant_lr, shared_buffer, inverse_sqrt_lr)
 
 
 # ----- schedules

@@ -11,12 +11,11 @@ import pytest
 
 from tinynmt.autograd import Tensor, gradcheck
 from tinynmt.backend import Generator, to_numpy
-from tinynmt.config import Config, ConfigError
-from tinynmt.nn import (CrossEntropyLoss, rdrop_loss, set_dropout_generator, symmetric_kl,
-                        teacher_forced_loss)
+from tinynmt.training.config import Config, ConfigError
+from tinynmt.nn import (CrossEntropyLoss, rdrop_loss, set_dropout_generator, symmetric_kl, teacher_forced_loss)
 from tinynmt.optim import Adam
-from tinynmt.train import train
-from tinynmt.trainer import train_step
+from tinynmt.training.loop import train
+from tinynmt.training.trainer import train_step
 
 from test_model import PAD, padded_batch, tiny_model, to_float64
 from test_nn_layers import FixedUniforms

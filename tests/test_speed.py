@@ -1,9 +1,9 @@
-"""The speed corner (tinynmt/speed.py): each trick gives what its plain version gives."""
+"""The speed corner (tinynmt/fast/cpu.py): each trick gives what its plain version gives."""
 import numpy as np
 import pytest
 
 from tinynmt.decoding.search import _top_k_plain
-from tinynmt.speed import keep_mask_from_bits, scatter_add_sorted, top_k_blocked
+from tinynmt.fast.cpu import keep_mask_from_bits, scatter_add_sorted, top_k_blocked
 
 
 def test_keep_mask_from_bits_keeps_one_minus_p_and_is_reproducible():

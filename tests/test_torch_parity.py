@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from tinynmt.autograd import no_grad  # noqa: E402
 from tinynmt.nn import CrossEntropyLoss, ModelConfig, build_transformer  # noqa: E402
 from tinynmt.optim import Adam, AdamW, clip_grad_norm_  # noqa: E402
-from tinynmt.torch_reference import build_torch_transformer, load_tinynmt_weights  # noqa: E402
+from tinynmt.interop.torch_reference import build_torch_transformer, load_tinynmt_weights  # noqa: E402
 
 PAD, SRC_V, TRG_V = 1, 13, 11
 TINY = dict(hid_dim=16, max_length=10)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinynmt.checkpoint import load_checkpoint
+from tinynmt.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--hid-dim", "32", "--enc-layers", "1", "--dec-layers", "1", "--enc-heads", "2",

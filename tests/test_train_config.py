@@ -3,7 +3,8 @@ from dataclasses import fields
 
 import pytest
 
-from tinynmt.config import Config, ConfigError, build_parser
+from tinynmt.training.config import Config, ConfigError
+from tinynmt.programs.train import build_parser
 from tinynmt.nn import build_transformer
 
 
@@ -78,7 +79,7 @@ def test_a_config_builds_its_model_seeded():
 
 
 def test_bpe_config_learns_subwords_from_the_training_pairs():
-    from tinynmt.trainer import load_data
+    from tinynmt.training.trainer import load_data
     config = Config(tokenizer="bpe", bpe_merges=200, limit_train=300, limit_eval=20)
     data = load_data(config)
     assert data.tokenizer.name == "bpe" and len(data.tokenizer.merges) == 200
@@ -89,7 +90,7 @@ def test_bpe_config_learns_subwords_from_the_training_pairs():
 
 
 def test_presets_set_their_values_and_flags_override_them():
-    from tinynmt.config import PRESETS
+    from tinynmt.training.config import PRESETS
     assert Config.from_preset("tutorial") == Config()
     strong = Config.from_preset("strong")
     for name, value in PRESETS["strong"].items():
@@ -109,7 +110,7 @@ def test_the_strong_preset_is_within_the_size_class():
 
 
 def test_preset_flag_and_the_new_fields_parse(capsys):
-    from tinynmt.train import config_from_args
+    from tinynmt.programs.train import config_from_args
     args = vars(build_parser().parse_args(["--preset", "strong", "--epochs", "2", "--no-tie-embeddings"]))
     config = config_from_args(args)
     assert config.tokenizer == "bpe" and config.epochs == 2 and not config.tie_embeddings
@@ -123,7 +124,7 @@ def test_preset_flag_and_the_new_fields_parse(capsys):
 
 
 def test_every_preset_is_a_valid_config_builds_its_model_and_is_named_in_the_help(monkeypatch):
-    from tinynmt.config import PRESETS
+    from tinynmt.training.config import PRESETS
     for name in PRESETS:
         config = Config.from_preset(name)          # unknown keys or bad values would raise here
         assert build_transformer(60, 60, 1, 1, config).num_parameters() > 0, name
@@ -133,6 +134,6 @@ def test_every_preset_is_a_valid_config_builds_its_model_and_is_named_in_the_hel
 
 @pytest.mark.parametrize("name, src, trg", [("strong-deen", "de", "en"), ("strong-ende", "en", "de")])
 def test_the_direction_presets_set_their_languages_and_parse(name, src, trg):
-    from tinynmt.train import config_from_args
+    from tinynmt.programs.train import config_from_args
     config = config_from_args(vars(build_parser().parse_args(["--preset", name, "--rdrop", "0.5"])))
     assert (config.src, config.trg, config.rdrop) == (src, trg, 0.5)

@@ -4,13 +4,14 @@ loss without label smoothing."""
 import numpy as np
 import pytest
 
-from tinynmt.average import average_checkpoints, main as average_main
-from tinynmt.checkpoint import CheckpointError, load_checkpoint
-from tinynmt.config import Config
+from tinynmt.training.average import average_checkpoints
+from tinynmt.programs.average import main as average_main
+from tinynmt.training.checkpoint import CheckpointError, load_checkpoint
+from tinynmt.training.config import Config
 from tinynmt.data import read_multi30k
-from tinynmt.evaluate import evaluate_loss
-from tinynmt.train import train
-from tinynmt.trainer import Trainer, load_data
+from tinynmt.decoding.metrics import evaluate_loss
+from tinynmt.training.loop import train
+from tinynmt.training.trainer import Trainer, load_data
 
 from tiny_runs import TINY, records
 

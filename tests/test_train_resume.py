@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from tinynmt.checkpoint import CheckpointError, load_checkpoint
-from tinynmt.config import Config, ConfigError
-from tinynmt.run_folder import resume_config
-from tinynmt.train import train
-from tinynmt.trainer import Trainer, TrainingError
+from tinynmt.training.checkpoint import CheckpointError, load_checkpoint
+from tinynmt.training.config import Config, ConfigError
+from tinynmt.training.run_folder import resume_config
+from tinynmt.training.loop import train
+from tinynmt.training.trainer import Trainer, TrainingError
 
 from tiny_runs import TINY, records
 

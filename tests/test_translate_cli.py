@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tinynmt.checkpoint import load_checkpoint, save_checkpoint
-from tinynmt.config import Config
+from tinynmt.training.checkpoint import load_checkpoint, save_checkpoint
+from tinynmt.training.config import Config
 from tinynmt.data import EOS_IDX, PAD_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Translator
 from tinynmt.nn import build_transformer
-from tinynmt.translate import main
+from tinynmt.programs.translate import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC_WORDS = "ein mann eine frau hund läuft schläft im park . zwei kinder spielen".split()

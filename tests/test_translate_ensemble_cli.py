@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from tinynmt import evaluate, translate
-from tinynmt.checkpoint import load_checkpoint, save_checkpoint
-from tinynmt.config import Config
+from tinynmt.programs import evaluate, translate
+from tinynmt.training.checkpoint import load_checkpoint, save_checkpoint
+from tinynmt.training.config import Config
 from tinynmt.data import EOS_IDX, PAD_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Ensemble, Translator, score_references
 from tinynmt.nn import build_transformer

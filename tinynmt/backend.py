@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from .speed import keep_mask_from_bits, scatter_add_sorted
+from .fast.cpu import keep_mask_from_bits, scatter_add_sorted
 
 DEVICES = ("cpu", "cuda")
 CUPY_HINT = ("CuPy is not installed: install the GPU extra that matches your CUDA driver, "

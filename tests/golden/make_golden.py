@@ -4,7 +4,7 @@ weights and batches, so that tests/test_golden_parity.py checks tinynmt without 
     python tests/golden/make_golden.py            # needs PyTorch; uses this checkout's tinynmt
 
 The weights are tinynmt's seeded initialisation of a tiny model, copied into the PyTorch
-classes of tinynmt/torch_reference.py. The file holds (float32 unless said):
+classes of tinynmt/interop/torch_reference.py. The file holds (float32 unless said):
     config                JSON: sizes, pad id, optimizer settings, clip
     made_with             JSON: the torch and numpy versions (not compared on regeneration)
     weights/<name>        every parameter, under the state_dict names
@@ -55,7 +55,7 @@ def padded_batch(config, seed):
 def golden_data(config=CONFIG):
     """Every array of the golden file, computed with PyTorch (one thread, deterministic)."""
     import torch
-    from tinynmt.torch_reference import build_torch_transformer
+    from tinynmt.interop.torch_reference import build_torch_transformer
     torch.set_num_threads(1)
     c = config
     weights = tinynmt_model(c).state_dict()

@@ -1,37 +1,7 @@
-"""`python -m tinynmt.data`: load a dataset and print split and vocabulary sizes.
-
-    python -m tinynmt.data --src de --trg en [--data-dir DIR] [--tokenizer unicode]
-
-Bad input prints one line `error: ...` to stderr and exits with status 2.
-"""
-from __future__ import annotations
-
+"""`python -m tinynmt.data`: the program is tinynmt/programs/data.py."""
 import sys
-from typing import List, Optional
 
-from ..cli import parser_from_fields, report_error
-from .dataset import DataConfig, load_dataset
-from .errors import DataError
-
-
-def build_parser():
-    """One flag per DataConfig field: the fields load_dataset takes."""
-    return parser_from_fields(DataConfig, prog="python -m tinynmt.data",
-                              description="Load a translation dataset and print its sizes.")
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """Run the CLI; return the exit status."""
-    config = DataConfig(**vars(build_parser().parse_args(argv)))
-    try:
-        data = load_dataset(config)
-    except DataError as err:
-        return report_error(err)
-    except KeyboardInterrupt:
-        return report_error("interrupted", 130)
-    print("\n".join(data.summary()))
-    return 0
-
+from ..programs.data import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -30,7 +30,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from ..cli import option
+from ..options import option
 from .batching import Batches, encode_sentences
 from .errors import DataError
 from .multi30k import SPLITS, read_multi30k

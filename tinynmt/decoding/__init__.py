@@ -11,11 +11,11 @@ Modules: incremental (the decoder one position at a time, caches), ensemble (sev
 as one decoder state), search (greedy, beam, the length penalty), translator (text <-> ids,
 batching, input policies, attention), scoring (teacher-forced log-probs of references).
 """
-from .ensemble import Ensemble, EnsembleDecoder, max_positions, mean_of_probabilities, members, start_decoding
+from .ensemble import (Ensemble, EnsembleDecoder, max_positions, mean_of_probabilities, members, start_decoding)
 from .incremental import IncrementalDecoder, eval_mode
 from .scoring import reference_log_probs, score_references
 from .search import Hypotheses, beam_search, greedy_search, search
-from .translator import Hypothesis, Translation, Translator, attention_of, encode_source, translate_sentence
+from .translator import (Hypothesis, Translation, Translator, attention_of, encode_source, translate_sentence)
 
 __all__ = ["Ensemble", "EnsembleDecoder", "Hypotheses", "Hypothesis", "IncrementalDecoder", "Translation",
            "Translator", "attention_of", "beam_search", "encode_source", "eval_mode", "greedy_search",

@@ -3,7 +3,7 @@
 Training runs the decoder on whole target sentences; decoding adds one token per step.
 Rerunning the decoder on the whole prefix each step (the tutorial's translate_sentence)
 costs O(T^2) positions per sentence; here every step computes only the new position, by
-calling the model's own `Decoder` with a `DecoderCache` (tinynmt/nn/cache.py):
+calling the model's own `Decoder` with a `DecoderCache` (tinynmt/decoding/cache.py):
 
 - the encoder output is computed once per batch, and each decoder layer's cross-attention
   keys/values (fc_k, fc_v of `encoder_attention`) at the first step;
@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from ..autograd import log_softmax
 from ..backend import get_array_module
 from ..data import SOS_IDX
-from ..nn.cache import DecoderCache
+from .cache import DecoderCache
 
 
 @contextmanager

@@ -37,7 +37,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..backend import get_array_module, to_numpy
 from ..data import EOS_IDX, SOS_IDX
-from ..speed import top_k_blocked
+from ..fast.cpu import top_k_blocked
 from .ensemble import members, start_decoding
 from .incremental import eval_mode
 

@@ -1,12 +1,11 @@
 """Layers, losses and the tutorial's Transformer, composed from autograd ops."""
 from . import init
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
-from .cache import DecoderCache, KVCache
+from ..decoding.cache import DecoderCache, KVCache
 from .layers import Dropout, Embedding, LayerNorm, Linear, set_dropout_generator
 from .loss import CrossEntropyLoss, rdrop_loss, symmetric_kl, teacher_forced_loss
 from .module import Module, ModuleList, Parameter
-from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer, ModelConfig, Seq2Seq,
-                          build_transformer, tie_embedding_weights)
+from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer, ModelConfig, Seq2Seq, build_transformer, tie_embedding_weights)
 
 __all__ = ["CrossEntropyLoss", "Decoder", "DecoderCache", "DecoderLayer", "Dropout", "Embedding",
            "Encoder", "EncoderLayer", "KVCache", "LayerNorm", "Linear", "ModelConfig", "Module", "ModuleList",

@@ -27,7 +27,7 @@ from typing import Optional
 import numpy as np
 
 from ..backend import get_array_module, to_device
-from ..cli import ConfigError, check_fields, one_of, option, positive, probability
+from ..options import ConfigError, check_fields, one_of, option, positive, probability
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
 from .layers import Dropout, Embedding, LayerNorm, Linear, check_ids
 from .module import Module, ModuleList
@@ -46,7 +46,7 @@ def check_layer_norms(layer_norms):
 @dataclass
 class ModelConfig:
     """The model's sizes and options, the one place they are declared; the defaults are the
-    tutorial's. tinynmt.config.Config adds the training options to these (the same flags)."""
+    tutorial's. tinynmt.training.config.Config adds the training options to these (the same flags)."""
 
     hid_dim: int = option(256, "model width (embedding and hidden size)", positive)
     enc_layers: int = option(3, "encoder layers", positive)

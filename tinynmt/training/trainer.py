@@ -13,7 +13,7 @@ GPU step never waits for the host. Everything needed to continue bit for bit (Nu
 is in `train_state()`: counters, the dropout generator's state and the running sums; Adam's
 state goes in the checkpoint arrays.
 
-Data-parallel (`comm` from tinynmt.distributed, under mpiexec): each rank runs the step on
+Data-parallel (`comm` from tinynmt.training.distributed, under mpiexec): each rank runs the step on
 its share of the global batch's rows and the gradients are summed before clipping, so every
 rank makes the one-process update; validation is split across the ranks and summed; only
 rank 0 writes files.
@@ -26,16 +26,16 @@ from typing import List, Optional
 
 import numpy as np
 
-from .autograd import no_grad
-from .backend import Generator, to_numpy, xp_for
+from ..autograd import no_grad
+from ..backend import Generator, to_numpy, xp_for
 from .checkpoint import CheckpointError, save_checkpoint
 from .config import ConfigError
-from .data import PAD_IDX, DataError, build_dataset, load_dataset, read_multi30k
-from .decoding import Translator, eval_mode
+from ..data import PAD_IDX, DataError, build_dataset, load_dataset, read_multi30k
+from ..decoding import Translator, eval_mode
 from .distributed import SINGLE, first_different, fingerprint
-from .evaluate import sacrebleu_score
-from .nn import CrossEntropyLoss, build_transformer, rdrop_loss, set_dropout_generator, teacher_forced_loss
-from .optim import SCHEDULES, Adam, clip_grad_norm_
+from ..decoding.metrics import sacrebleu_score
+from ..nn import (CrossEntropyLoss, build_transformer, rdrop_loss, set_dropout_generator, teacher_forced_loss)
+from ..optim import SCHEDULES, Adam, clip_grad_norm_
 
 
 class TrainingError(RuntimeError):

@@ -1,26 +1,23 @@
-"""Training options: one dataclass, the tutorial's defaults, and the command line built from it.
+"""Training options: one dataclass with the tutorial's defaults, and the named recipes.
 
     config = Config(hid_dim=128, epochs=3)       # a bad value raises ConfigError (a ValueError)
     config = Config.from_preset("strong", epochs=5)   # a named recipe, some values changed
     Config.from_dict(config.to_dict()) == config
-    parser = build_parser(); args = parser.parse_args(["--hid-dim", "128", "--no-lower"])
 
 The model's fields are declared once, in ModelConfig (tinynmt/nn/transformer.py), which
 Config extends: a Config is what build_transformer takes. Every field has a help line and its
-limit beside it (tinynmt.cli.option); the parser gives each field one flag (`hid_dim` ->
-`--hid-dim`, booleans as `--lower/--no-lower`, optional numbers accept `none`). `vars(args)`
-holds only the flags given: what `--resume` needs to tell overrides from defaults.
+limit beside it (tinynmt/options.py:option); `python -m tinynmt.train` gives each field one
+flag (programs/train.py:build_parser).
 """
 import dataclasses
 from dataclasses import dataclass, fields
 from typing import Optional
 
-from .backend import DEVICES
-from .cli import (ConfigError, above_zero, not_negative, one_of, option, parser_from_fields, positive,
-                  probability)
-from .data import DataConfig
-from .nn.transformer import ModelConfig
-from .optim import SCHEDULES
+from ..backend import DEVICES
+from ..options import ConfigError, above_zero, not_negative, one_of, option, positive, probability
+from ..data import DataConfig
+from ..nn.transformer import ModelConfig
+from ..optim import SCHEDULES
 
 
 SELECT_BY = ("loss", "bleu")
@@ -149,12 +146,4 @@ class Config(ModelConfig):
             raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
         return cls(**d)
 
-
-def build_parser(prog="python -m tinynmt.train", description=None):
-    """One flag per Config field (see cli.parser_from_fields), and --preset."""
-    parser = parser_from_fields(Config, prog, description)
-    parser.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
-                        help=f"start from a named recipe: {', '.join(PRESETS)} (their values are in "
-                        "tinynmt/config.py's PRESETS); flags given override it (default: tutorial)")
-    return parser
 

@@ -1,22 +1,16 @@
-"""What every command-line program shares: options declared as dataclass fields, one-line
-usage errors and one way to report an error.
+"""Options declared as dataclass fields: a default, a help line and a limit side by side.
 
     @dataclass
     class Options:
         hid_dim: int = option(256, "model width", positive)     # help text and limit beside it
-    parser = parser_from_fields(Options, prog="python -m tinynmt.x")  # --hid-dim INT, ...
-    options = Options(**vars(parser.parse_args()))               # only the flags given
     check_fields(options)                                        # ConfigError naming the first bad value
-    return report_error(f"cannot read {path}")                   # `error: ...` on stderr -> 2
 
-Standard library only, so any layer's program (`python -m tinynmt.data` too) can use it.
+The model (nn.ModelConfig), the data (data.DataConfig) and training (training.Config)
+declare their fields with these; the programs build their command lines from the same
+fields (programs/cli.py). Standard library only, so every layer may use it.
 """
-import argparse
-import sys
 from dataclasses import field, fields
 from typing import get_args, get_type_hints
-
-USAGE_ERROR = 2      # bad input: flags, files, data, checkpoints
 
 
 class ConfigError(ValueError):
@@ -82,40 +76,3 @@ def check_fields(options):
             raise ConfigError(problem)
 
 
-def _or_none(convert):
-    """An argparse type that also accepts 'none' (for Optional fields)."""
-    def parse(text):
-        return None if text.lower() == "none" else convert(text)
-    parse.__name__ = convert.__name__  # argparse names the type in its error messages
-    return parse
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line, like every other error here."""
-
-    def error(self, message):
-        self.exit(USAGE_ERROR, f"error: {message} (see --help)\n")
-
-
-def parser_from_fields(cls, prog, description=None):
-    """One flag per field of the dataclass `cls` (`hid_dim` -> `--hid-dim`, booleans as
-    `--x/--no-x`, optional numbers accept `none`); only the flags given are parsed."""
-    parser = OneLineParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
-    types = get_type_hints(cls)
-    for f in fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        kind = base_type(types[f.name])
-        shown = "none" if f.default is None else f.default
-        help_text = f"{f.metadata['help']} (default: {shown})".replace("%", "%%")
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
-            continue
-        convert = _or_none(kind) if is_optional(types[f.name]) else kind
-        parser.add_argument(flag, type=convert, metavar=kind.__name__.upper(), help=help_text)
-    return parser
-
-
-def report_error(message, status=USAGE_ERROR):
-    """Print `error: message` on stderr; return the exit status to leave with."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    return status

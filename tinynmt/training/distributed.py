@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from .backend import BackendError, cupy_module, get_array_module
+from ..backend import BackendError, cupy_module, get_array_module
 
 MPI_HINT = "pip install -e \".[mpi]\" (mpi4py and the mpich wheel, which ships mpiexec)"
 # Variables the common launchers set in every process they start: world size and rank.

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .backend import get_array_module, to_device, to_numpy
+from ..backend import get_array_module, to_device, to_numpy
 
 
 def clip_grad_norm_(parameters, max_norm):

@@ -29,10 +29,10 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from .backend import xp_for
+from ..backend import xp_for
 from .config import Config
-from .data import PAD_IDX, DataError, Vocab, tokenizer_from_dict
-from .nn import build_transformer
+from ..data import PAD_IDX, DataError, Vocab, tokenizer_from_dict
+from ..nn import build_transformer
 
 FORMAT = "tinynmt.checkpoint"
 VERSION = 1

@@ -10,7 +10,7 @@ Legend: B batch, S source length, T target length, D hidden, H heads, Dh head di
 import torch
 from torch import nn
 
-from .nn.transformer import add_layer_norms, sublayer_dropouts
+from ..nn.transformer import add_layer_norms, sublayer_dropouts
 
 
 class MultiHeadAttentionLayer(nn.Module):

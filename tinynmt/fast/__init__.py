@@ -1,0 +1,1 @@
+"""The speed corner: every trick that replaces a plain line, with its measured gain."""

@@ -1,0 +1,78 @@
+"""`python -m tinynmt.export`: weights to PyTorch (safetensors) and back into a checkpoint.
+
+    python -m tinynmt.export --checkpoint runs/RUN/best.npz --to model.safetensors
+    python -m tinynmt.export --from tut6-model.pt --vocab-from runs/RUN/best.npz --to imported.npz
+    python -m tinynmt.export --from model.safetensors --to imported.npz   # vocabularies inside
+
+Export writes every weight under its PyTorch state_dict name (tinynmt's names are the
+tutorial's), so in PyTorch
+    model.load_state_dict(safetensors.torch.load_file("model.safetensors"), strict=True)
+loads it into tinynmt/interop/torch_reference.py's classes. Tied embeddings (one Parameter under
+two or three names in tinynmt) are written as one separate copy per name, because
+safetensors refuses tensors that share memory: PyTorch loads them untied; the metadata's
+"tied" entry lists the names. The metadata (`__metadata__`, JSON strings) also holds the
+config, both vocabularies and the tokenizer, so the file imports back on its own.
+
+Import reads a tutorial state_dict saved by `torch.save(model.state_dict(), path)`
+(needs PyTorch; loaded with weights_only=True, never unpickling code) or a safetensors
+file (no PyTorch needed). Model sizes come from the tensor shapes; heads cannot, so they
+are --heads, else the file's metadata, else the tutorial's 8. The embeddings are tied
+again where the copies are bit-identical. Vocabularies come from --vocab-from (a tinynmt
+checkpoint), else the file's metadata. Any mismatch: `error: ...`, exit status 2.
+"""
+import argparse
+import sys
+
+
+from ..data import DataError
+from ..interop.export import USAGE_ERROR, ExportError, export_safetensors, import_weights, tied_names
+from ..training.checkpoint import CheckpointError
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m tinynmt.export", description=__doc__.splitlines()[0],
+        epilog=__doc__[__doc__.index("Export writes"):], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.error = lambda message: parser.exit(USAGE_ERROR, f"error: {message} (see --help)\n")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="PATH",
+                        help="export this tinynmt checkpoint (file, or run folder: its best.npz)")
+    source.add_argument("--from", dest="source", metavar="FILE",
+                        help="import this PyTorch state_dict (.pt, torch.save) or .safetensors file")
+    parser.add_argument("--to", required=True, metavar="FILE",
+                        help="where to write: a .safetensors file (export) or a .npz checkpoint (import)")
+    parser.add_argument("--vocab-from", metavar="PATH",
+                        help="import: the tinynmt checkpoint whose vocabularies and tokenizer to use")
+    parser.add_argument("--heads", type=int, metavar="N",
+                        help="import: attention heads (default: the file's metadata, else 8)")
+    return parser
+
+
+def run(args):
+    if args.checkpoint is not None:
+        if args.vocab_from is not None or args.heads is not None:
+            raise ExportError("--vocab-from and --heads are for importing (--from)")
+        ckpt, tensors = export_safetensors(args.checkpoint, args.to)
+        tied = tied_names(ckpt.model)
+        note = f"; tied {', '.join(tied)} written as separate copies" if tied else ""
+        print(f"wrote {args.to}: {len(tensors)} tensors, {ckpt.model.num_parameters():,} "
+              f"parameters{note}")
+        return 0
+    if args.heads is not None and args.heads < 1:
+        raise ExportError(f"--heads must be a positive integer, got {args.heads}")
+    model, config = import_weights(args.source, args.to, args.vocab_from, args.heads)
+    print(f"wrote {args.to}: hid_dim {config.hid_dim}, {config.enc_layers}+{config.dec_layers} "
+          f"layers, {config.enc_heads}+{config.dec_heads} heads, {model.num_parameters():,} parameters"
+          + (", tied embeddings" if config.tie_embeddings else ""))
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ExportError, CheckpointError, DataError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+
+

@@ -1,0 +1,136 @@
+"""`python -m tinynmt.train`: train the tutorial's Transformer on Multi30k, as notebook 6 does.
+
+    python -m tinynmt.train                              # the tutorial: 10 epochs, runs/<timestamp>/
+    python -m tinynmt.train --device cuda --out runs/gpu
+    python -m tinynmt.train --max-steps 20 --out /tmp/x  # a quick look at the speed
+    python -m tinynmt.train --resume runs/gpu            # continue from runs/gpu/last.npz
+    python -m tinynmt.train --resume runs/gpu --epochs 20
+    python -m tinynmt.train --preset strong              # BPE, tied embeddings, averaging, ...
+    mpiexec -n 2 python -m tinynmt.train                 # data-parallel on 2 ranks (tinynmt.training.distributed)
+
+The run folder gets config.json, metrics.jsonl (one JSON object per log window, epoch and
+test score), loss.png (with matplotlib), best.npz (best validation loss, or BLEU with
+--select-by bleu) and last.npz (resumable: Adam, RNG and position; written at every epoch
+end, every --save-every steps, and on Ctrl-C/SIGTERM). With --average-last N it also keeps
+epochNNN.npz for the last N epochs and writes their mean, averaged.npz, at the end; the
+test split is scored once, with whichever of best.npz and averaged.npz validates better.
+--resume takes the run's saved config; only RESUME_OVERRIDES may be changed on the command
+line. Exit status: 0 done, 1 non-finite loss or an I/O failure, 2 bad input (one line
+`error: ...` on stderr), 130 interrupted (last.npz saved). Under mpiexec every rank stops at
+the same step, rank 0 alone prints and writes, and an error on any rank ends the whole job.
+
+From Python: `train(Config(...), should_stop=lambda step: ...)` returns a TrainResult.
+"""
+import signal
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from ..backend import BackendError
+from ..training.checkpoint import CheckpointError
+from .cli import report_error
+from ..options import ConfigError
+from ..training.config import PRESETS, Config
+from ..training.loop import train
+from .cli import parser_from_fields
+from ..data import DataError
+from ..training.distributed import SINGLE
+from ..training.distributed import init as init_distributed
+from ..fast.cpu import keep_freed_memory
+from ..training.run_folder import resume_config
+from ..training.trainer import TrainingError
+
+
+def build_parser(prog="python -m tinynmt.train", description=None):
+    """One flag per Config field (see cli.parser_from_fields), and --preset."""
+    parser = parser_from_fields(Config, prog, description)
+    parser.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
+                        help=f"start from a named recipe: {', '.join(PRESETS)} (their values are in "
+                        "tinynmt/training/config.py's PRESETS); flags given override it (default: tutorial)")
+    return parser
+
+
+class StopFlag:
+    """SIGINT/SIGTERM set a flag the loop checks after each step; a second signal stops at once."""
+
+    def __init__(self):
+        self.signum, self._previous = None, {}
+
+    def __call__(self, step):
+        return self.signum is not None
+
+    def install(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print("\nstopping after this step to save last.npz (signal again to stop at once)",
+              file=sys.stderr, flush=True)
+
+
+def config_from_args(args):
+    """A Config from the parsed flags (only the given ones are in `args`); --resume merges."""
+    if "resume" in args:
+        overrides = {k: v for k, v in args.items() if k != "resume"}
+        return resume_config(args["resume"], **overrides)
+    return Config.from_preset(args.pop("preset", "tutorial"), **args)
+
+
+def fail(comm, message, status):
+    """Report an error; under mpiexec end every rank with `status` (rank 0 speaks first), else
+    return `status`. A rank that fails alone must not leave the others waiting forever."""
+    if comm.size > 1 and not comm.is_root:
+        time.sleep(1.0)              # rank 0 usually has the same error: let it print and abort
+        message = f"{message} (rank {comm.rank})"
+    report_error(message, status)
+    if comm.size > 1:
+        comm.abort(status)
+    return status
+
+
+def main(argv=None):
+    """Run the CLI; return the exit status."""
+    parser = build_parser(description="Train the tutorial's Transformer on Multi30k.")
+    args = vars(parser.parse_args(argv))
+    keep_freed_memory()
+    flag = StopFlag()
+    comm = SINGLE
+    try:
+        comm = init_distributed()
+        config = config_from_args(args)
+        flag.install()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked at each sync
+            result = train(config, should_stop=flag, comm=comm)
+    except (CheckpointError, DataError, BackendError, ConfigError) as err:
+        return fail(comm, err, 2)
+    except (TrainingError, OSError) as err:
+        return fail(comm, err, 1)
+    except KeyboardInterrupt:
+        return fail(comm, "interrupted", 130)
+    except Exception:
+        if comm.size == 1:
+            raise
+        return fail(comm, traceback.format_exc().rstrip(), 1)
+    finally:
+        flag.restore()
+    if result.status == "interrupted":
+        launcher = f"mpiexec -n {comm.size} " if comm.size > 1 else ""
+        if comm.is_root:
+            print(f"interrupted at step {result.step}; last.npz saved. Resume with:\n"
+                  f"    {launcher}python -m tinynmt.train --resume {result.run_dir}", flush=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""Translate sentences with a trained checkpoint.
+
+    python -m tinynmt.translate --checkpoint runs/RUN "Ein Mann schläft." "Zwei Hunde."
+    python -m tinynmt.translate --checkpoint runs/RUN                  # stdin, line by line
+    python -m tinynmt.translate --checkpoint runs/RUN/best.npz --input test.de --output hyp.en --beam 5
+    python -m tinynmt.translate --checkpoint runs/RUN "Ein Hund rennt." --attention att.png
+    python -m tinynmt.translate --checkpoint runs/A runs/B/best.npz --beam 5 --nbest 3 "Ein Hund rennt."
+    python -m tinynmt.translate --checkpoint runs/RUN --score-reference --input test.de --reference test.en
+
+--checkpoint is a checkpoint file, or a run folder (its best.npz is used). Several make an
+ensemble: at each step of greedy or beam search, the next token's log-probability is the
+log of the models' mean probability (fairseq's: logsumexp - log M), each model keeping its
+own encoder output and caches; their vocabularies and tokenizers must be the same. With
+sentences as arguments, each is translated; with --input FILE (or --input - for all of
+stdin), the file is translated in batches; with neither, stdin is answered line by line as
+each line arrives (output flushed after each line, like fairseq-interactive). Sentences may
+follow the checkpoints: they start at the first value after --checkpoint's first that is
+not an existing file or folder, does not end in .npz and has no "/".
+
+Output: one detokenized line per input line, always, to stdout or --output FILE.
+With --nbest N (N <= --beam), fairseq-style lines instead, N+1 per input line i (counted
+from 0): `S-i<TAB>source line`, then N lines `H-i<TAB>score<TAB>translation`, best first,
+where score is the search's final score: the log-probability of the tokens (<eos> included)
+divided by length ** --lenpen (a line without tokens is not translated: score nan, no text).
+With --score-reference (--input and --reference FILE, line for line), the model's own
+log-probabilities of each reference given its source, by teacher forcing, in nats: one
+line per pair, `sum<TAB>mean per token<TAB>each token's, space-separated`, <eos> included
+(a pair with an empty side: `nan<TAB>nan<TAB>`); an ensemble's are its mean-probability ones.
+Bad input:
+- an empty (or blank) line gives an empty output line;
+- a line of only unknown words is translated (they are <unk> to the model);
+- a line longer than the model's source positions is cut to fit, with a warning on
+  stderr naming the line and how many tokens were dropped;
+- a line that is not valid UTF-8 gives an empty output line and a warning naming it;
+  the other lines are still translated;
+- a checkpoint that is missing or does not load: `error: ...` on stderr, exit status 2.
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ..backend import DEVICES, BackendError
+from .cli import OneLineParser, report_error
+from ..data import DataError
+from .output_lines import nbest_lines, score_line
+from ..fast.cpu import keep_freed_memory
+
+DEFAULT_MAX_LEN = 50  # the tutorial's translate_sentence
+
+
+class CLIError(Exception):
+    """A problem to report as one `error: ...` line, exit status 2."""
+
+
+def warn(message):
+    """One warning line on stderr."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def decode_line(raw, name):
+    """Bytes of one line (no newline) -> str, or "" with a warning when it is not UTF-8."""
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        warn(f"{name}: not valid UTF-8 (byte 0x{raw[err.start:err.start + 1].hex()} at byte "
+             f"{err.start + 1}); its output line is left empty")
+        return ""
+
+
+def split_lines(data, source):
+    """File bytes -> decoded lines and their names for warnings ("test.de line 3")."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte-order mark
+    raw_lines = data.split(b"\n")
+    if raw_lines[-1] == b"":
+        raw_lines.pop()  # the final newline ends the last line
+    names = [f"{source} line {i + 1}" for i in range(len(raw_lines))]
+    return [decode_line(raw, name) for raw, name in zip(raw_lines, names)], names
+
+
+def read_input(path):
+    """All lines of a file (or stdin for "-") as (lines, names)."""
+    if path == "-":
+        return split_lines(sys.stdin.buffer.read(), "<stdin>")
+    try:
+        with open(path, "rb") as f:
+            return split_lines(f.read(), path)
+    except OSError as err:
+        raise CLIError(f"cannot read --input {path}: {err.strerror or err}") from None
+
+
+def load(path, device):
+    """Load a checkpoint, turning every failure into a CLIError."""
+    from ..training.checkpoint import CheckpointError, load_checkpoint
+    try:
+        return load_checkpoint(path, device=device)
+    except (CheckpointError, BackendError, DataError) as err:
+        raise CLIError(str(err)) from None
+
+
+def load_models(paths, device):
+    """Load every checkpoint -> (the Checkpoints, the first's model or an Ensemble of all);
+    CLIError unless their vocabularies and tokenizers are the same."""
+    from ..training.checkpoint import CheckpointError, check_same_vocabularies
+    from ..decoding import Ensemble
+    checkpoints = [load(path, device) for path in paths]
+    try:
+        check_same_vocabularies(checkpoints)
+    except CheckpointError as err:
+        raise CLIError(str(err)) from None
+    models = [c.model for c in checkpoints]
+    return checkpoints, models[0] if len(models) == 1 else Ensemble(models)
+
+
+def build_parser():
+    parser = OneLineParser(
+        prog="python -m tinynmt.translate", description=__doc__.splitlines()[0],
+        epilog=__doc__[__doc__.index("Output:"):], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sentences", nargs="*", metavar="SENTENCE", help="sentences to translate")
+    add_checkpoint_option(parser)
+    parser.add_argument("--input", metavar="FILE", help="translate this file (- for all of stdin), in batches")
+    parser.add_argument("--output", metavar="FILE", help="write translations here (default: stdout)")
+    add_decoding_options(parser)
+    parser.add_argument("--nbest", type=int, metavar="N",
+                        help="print the N best translations of each line with their scores, as S-i/H-i "
+                             "lines (below); N <= --beam (default: one plain line per input line)")
+    parser.add_argument("--attention", metavar="FILE.png",
+                        help="draw the first sentence's last-layer cross-attention, one panel per head "
+                             "(one checkpoint only)")
+    parser.add_argument("--score-reference", action="store_true",
+                        help="print the log-probability of each line of --reference given the line "
+                             "of --input, instead of translating")
+    parser.add_argument("--reference", metavar="FILE", help="references to score, line for line with --input")
+    return parser
+
+
+def add_checkpoint_option(parser):
+    """--checkpoint PATH [PATH ...] (shared with tinynmt.evaluate)."""
+    parser.add_argument("--checkpoint", required=True, nargs="+", metavar="PATH",
+                        help="checkpoint file, or run folder (uses its best.npz); several: an ensemble")
+
+
+def add_decoding_options(parser):
+    """--beam, --lenpen, --max-len, --batch-size, --device (shared with tinynmt.evaluate)."""
+    parser.add_argument("--beam", type=int, default=1, metavar="N", help="beam size; 1 is greedy search (default: 1)")
+    parser.add_argument("--lenpen", type=float, default=1.0, metavar="A",
+                        help="length penalty: a hypothesis scores sum(log p) / length**A, <eos> counted "
+                             "(default: 1.0, the mean per token; 0: raw log-probability)")
+    parser.add_argument("--max-len", type=int, default=None, metavar="N",
+                        help="most tokens to generate per sentence, <eos> included (default: 50, "
+                             "or the model's target positions if fewer)")
+    parser.add_argument("--batch-size", type=int, default=128, metavar="N", help="sentences per batch (default: 128)")
+    parser.add_argument("--device", default="cpu", choices=DEVICES, help="cpu (NumPy) or cuda (CuPy) (default: cpu)")
+
+
+def check_decoding_options(args, model):
+    """Range checks that need the model (one-line CLIErrors); fills in the default --max-len."""
+    from ..decoding import max_positions
+    positions = max_positions(model)[1]
+    if args.max_len is None:
+        args.max_len = min(DEFAULT_MAX_LEN, positions)
+    for name in ("beam", "max_len", "batch_size"):
+        if getattr(args, name) < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if args.max_len > positions:
+        raise CLIError(f"--max-len {args.max_len} is more than the model's {positions} target positions")
+
+
+def looks_like_checkpoint(value):
+    """A --checkpoint value that names a checkpoint, not a sentence after the checkpoints."""
+    return Path(value).exists() or value.endswith(".npz") or "/" in value or os.sep in value
+
+
+def split_checkpoints(args):
+    """--checkpoint A [B ...] took the sentences that follow it too: move them to args.sentences."""
+    values = args.checkpoint
+    first_sentence = next((i for i, v in enumerate(values) if i and not looks_like_checkpoint(v)), len(values))
+    if first_sentence < len(values) and args.sentences:
+        raise CLIError("give the sentences in one place: after the checkpoints, or before --checkpoint")
+    args.checkpoint, args.sentences = values[:first_sentence], values[first_sentence:] or args.sentences
+
+
+def check_modes(args):
+    """Flags that do not go together (one-line CLIErrors), before anything is loaded."""
+    split_checkpoints(args)
+    if args.sentences and args.input:
+        raise CLIError("give sentences as arguments or --input FILE, not both")
+    if args.attention and len(args.checkpoint) > 1:
+        raise CLIError(f"--attention draws one model's attention: give one --checkpoint, not {len(args.checkpoint)}")
+    if args.nbest is not None and not 1 <= args.nbest <= args.beam:
+        raise CLIError(f"--nbest must be in [1, --beam {args.beam}], got {args.nbest}")
+    if args.reference and not args.score_reference:
+        raise CLIError("--reference is read only with --score-reference")
+    if args.score_reference:
+        if not (args.input and args.reference) or args.sentences:
+            raise CLIError("--score-reference needs --input FILE and --reference FILE (and no sentences)")
+        if args.nbest is not None or args.attention:
+            raise CLIError("--score-reference scores references: it takes no --nbest or --attention")
+
+
+def score_references_of_files(args, checkpoint, model):
+    """The --score-reference lines of --input against --reference."""
+    from ..data.textfile import check_parallel
+    from ..decoding import score_references
+    sources, names = read_input(args.input)
+    references, _ = read_input(args.reference)
+    try:
+        check_parallel(sources, references, args.input, args.reference)
+    except DataError as err:
+        raise CLIError(str(err)) from None
+    scores = score_references(model, sources, references, checkpoint.src_vocab, checkpoint.trg_vocab,
+                              checkpoint.tokenizer, batch_size=args.batch_size, names=names, warn=warn)
+    return [score_line(s) for s in scores]
+
+
+def draw_attention(translator, record, path):
+    """Write the attention figure of one translated sentence."""
+    from .attention_plot import plot_attention
+    from ..decoding import attention_of
+    if not record.src_tokens:
+        warn(f"no attention drawn to {path}: the first sentence has no tokens")
+        return
+    attention = attention_of(translator.model, record.src_ids, record.ids, record.finished)
+    rows = record.tokens + (["<eos>"] if record.finished else [])
+    try:
+        plot_attention(record.src_tokens, rows, attention, path)
+    except (OSError, RuntimeError) as err:
+        raise CLIError(f"cannot write --attention {path}: {err}") from None
+
+
+def open_output(path):
+    """A binary stream for the translations."""
+    if path is None:
+        return sys.stdout.buffer
+    try:
+        return open(path, "wb")
+    except OSError as err:
+        raise CLIError(f"cannot write --output {path}: {err.strerror or err}") from None
+
+
+def write_output(path, text):
+    """Write text to --output `path` (stdout when None) as UTF-8."""
+    out = open_output(path)
+    try:
+        out.write(text.encode("utf-8"))
+        out.flush()
+    except OSError as err:
+        raise CLIError(f"cannot write --output {path}: {err.strerror or err}") from None
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+
+
+def run(args):
+    check_modes(args)
+    checkpoints, model = load_models(args.checkpoint, args.device)
+    checkpoint = checkpoints[0]
+    check_decoding_options(args, model)
+    out = open_output(args.output)
+    try:
+        if args.score_reference:
+            out.write("".join(score_references_of_files(args, checkpoint, model)).encode("utf-8"))
+            return 0
+        translate_into(out, args, checkpoint, model)
+        return 0
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+
+
+def translate_into(out, args, checkpoint, model):
+    """Translate the sentences, --input or stdin, writing to the binary stream `out`."""
+    from ..decoding import Translator
+    translator = Translator(model, checkpoint.src_vocab, checkpoint.trg_vocab, checkpoint.tokenizer,
+                            beam=args.beam, lenpen=args.lenpen, max_len=args.max_len,
+                            batch_size=args.batch_size, warn=warn, nbest=args.nbest or 1)
+
+    def text(number, line, record):
+        return record.text + "\n" if args.nbest is None else nbest_lines(number, line, record, args.nbest)
+    if args.sentences or args.input:
+        if args.sentences:
+            lines, names = args.sentences, [f"argument {i + 1}" for i in range(len(args.sentences))]
+        else:
+            lines, names = read_input(args.input)
+        records = translator.translations(lines, names)
+        out.write("".join(text(i, line, r) for i, (line, r) in enumerate(zip(lines, records))).encode("utf-8"))
+        out.flush()
+        if args.attention and records:
+            draw_attention(translator, records[0], args.attention)
+        return
+    for number, raw in enumerate(iter(sys.stdin.buffer.readline, b"")):
+        name = f"<stdin> line {number + 1}"
+        line = decode_line(raw[:-1] if raw.endswith(b"\n") else raw, name)
+        record = translator.translations([line], [name])[0]
+        out.write(text(number, line, record).encode("utf-8"))
+        out.flush()
+        if args.attention and number == 0:
+            draw_attention(translator, record, args.attention)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    keep_freed_memory()
+    try:
+        return run(args)
+    except CLIError as err:
+        return report_error(err)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
