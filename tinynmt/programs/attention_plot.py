@@ -5,11 +5,15 @@
 
 Columns are the source tokens framed by <sos>/<eos> (what the encoder saw), rows the
 output tokens (the last row predicted <eos> when the output ended with it). Drawn with
-matplotlib's Agg canvas, without pyplot, so no window opens and no global backend changes.
+matplotlib's Agg canvas, without pyplot, so no window opens and no global backend changes;
+the file is replaced atomically (tinynmt/files.py).
 """
 import math
+from pathlib import Path
 
 import numpy as np
+
+from ..files import atomic_write
 
 
 def grid_shape(n_heads):
@@ -48,5 +52,6 @@ def plot_attention(src_tokens, out_tokens, attention, path, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    kind = Path(path).suffix[1:].lower() or "png"          # the format the name asks for
+    atomic_write(path, lambda f: fig.savefig(f, format=kind, dpi=100))
     return path

@@ -13,14 +13,13 @@ Inside the .npz (a zip of .npy files):
                         src_vocab, trg_vocab, tokenizer, optimizer (t, lr, betas, eps,
                         weight_decay) and train_state (epoch, step, RNG state, ...)
 
-A save goes to a temporary file in the same folder, is flushed and fsynced, then
-os.replace()d over the old file, and the folder is fsynced: a crash at any moment leaves
-either the old checkpoint or the new one, never half of one. Every problem reading one
-raises CheckpointError with a one-line message.
+A save goes through tinynmt/files.py:atomic_write: a temporary file in the same folder,
+flushed and fsynced, then os.replace()d over the old file, and the folder fsynced: a crash at
+any moment leaves either the old checkpoint or the new one, never half of one (a symlink is
+written through, a folder or device refused). Every problem reading one raises
+CheckpointError with a one-line message.
 """
 import json
-import os
-import secrets
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from ..backend import xp_for
+from ..files import atomic_write
 from .config import Config
 from ..data import PAD_IDX, DataError, Vocab, tokenizer_from_dict
 from ..nn import build_transformer
@@ -55,37 +55,6 @@ class Checkpoint:
     optimizer_state: Optional[dict]   # Adam.state_dict() format (m, v as NumPy), or None
     train_state: Optional[dict]
     path: Path
-
-
-def atomic_write(path, write):
-    """Call write(file) on a temp file next to `path`, fsync it, then os.replace it over `path`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # umask applies
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder):
-    """Make a rename in `folder` durable (a no-op where folders cannot be opened, as on Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(path, model, config, src_vocab, trg_vocab, tokenizer, optimizer=None,

@@ -11,7 +11,7 @@ from pathlib import Path
 def read_metrics(path):
     """The records of a metrics.jsonl file (a torn last line is skipped)."""
     records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             records.append(json.loads(line))
         except ValueError:
@@ -26,7 +26,8 @@ def plot_losses(metrics_path, png_path):
         from matplotlib.figure import Figure
     except ImportError:
         return False
-    from .checkpoint import atomic_write
+    from ..files import atomic_write, check_output
+    check_output(("loss.png", png_path), [("metrics.jsonl", metrics_path)])  # a link to it, say
     records = read_metrics(metrics_path) if Path(metrics_path).exists() else []
     steps = [r for r in records if r.get("kind") == "step"]
     epochs = [r for r in records if r.get("kind") == "epoch"]
