@@ -32,7 +32,7 @@ def sacrebleu_score(hypotheses, references, lowercase):
 
 
 def evaluate_bleu(model, src_lines, ref_lines, src_vocab, trg_vocab, tokenizer, beam=1, lenpen=1.0,
-                  batch_size=128, max_len=50, lowercase=None, warn=None):
+                  batch_size=128, max_len=None, lowercase=None, warn=None):
     """Translate src_lines and score them against ref_lines -> (BLEUScore, hypotheses, seconds).
 
     lowercase=None follows the tokenizer. The score's `signature` attribute holds

@@ -67,13 +67,15 @@ class Translator:
     """Translate lists of sentences with a model (or an Ensemble): greedy (beam 1) or beam
     search, keeping the nbest best outputs of each."""
 
-    def __init__(self, model, src_vocab, trg_vocab, tokenizer, beam=1, lenpen=1.0, max_len=50,
+    def __init__(self, model, src_vocab, trg_vocab, tokenizer, beam=1, lenpen=1.0, max_len=None,
                  batch_size=128, warn: Optional[Callable[[str], None]] = None, nbest=1):
+        positions = max_positions(model)[1]
+        if max_len is None:           # the tutorial's 50, or fewer for a model with fewer positions
+            max_len = min(50, positions)
         for name, value in (("beam", beam), ("batch_size", batch_size), ("max_len", max_len)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         check_nbest(int(beam), int(nbest))
-        positions = max_positions(model)[1]
         if max_len > positions:
             raise ValueError(f"max_len {max_len} is more than the model's {positions} target positions")
         self.model, self.src_vocab, self.trg_vocab, self.tokenizer = model, src_vocab, trg_vocab, tokenizer

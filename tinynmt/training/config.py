@@ -14,7 +14,8 @@ from dataclasses import dataclass, fields
 from typing import Optional
 
 from ..backend import DEVICES
-from ..options import ConfigError, above_zero, not_negative, one_of, option, positive, probability
+from ..options import (ConfigError, above_zero, not_negative, one_of, option, positive, probability,
+                       seed_range)
 from ..data import DataConfig
 from ..nn.transformer import ModelConfig
 from ..optim import SCHEDULES
@@ -83,7 +84,7 @@ class Config(ModelConfig):
                                "the two outputs' symmetric KL per target token (Liang et al. 2021, "
                                "fairseq's --rdrop-alpha; 0: off)", not_negative)
     weight_decay: float = option(0.0, "Adam's L2 weight decay", not_negative)
-    seed: int = option(1234, "seed of the weights, the batch order and dropout")
+    seed: int = option(1234, "seed of the weights, the batch order and dropout", seed_range)
     select_by: str = option("loss", "validation metric that picks best.npz and drives --patience: "
                                     "loss, or bleu (greedy sacreBLEU of the validation split)",
                           one_of(SELECT_BY))
