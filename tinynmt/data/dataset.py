@@ -21,6 +21,8 @@ Policy, the same for every split and every corpus:
   split's raw lines, source and target together (a joint table), before the pair policy
   (which counts subword tokens). A BPETokenizer passed in (e.g. from a checkpoint) is
   used as it is.
+- Nothing to learn from is an error, with the numbers: no training pair left, an empty
+  validation or test split, a vocabulary of only the special tokens (min_freq too high).
 - Vocabularies are one per side, or with share_vocab=True one built from both sides of
   the training split (then src_vocab is trg_vocab: what tied embeddings need).
 """
@@ -30,14 +32,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from ..options import option
+from ..options import not_negative, option, positive
 from .batching import Batches, encode_sentences
 from .errors import DataError
 from .multi30k import SPLITS, read_multi30k
 from .textfile import check_parallel, read_parallel
 from .bpe import BPETokenizer
 from .tokenize import Tokenizer, get_tokenizer
-from .vocab import Vocab
+from .vocab import SPECIALS, Vocab
 
 Pair = Tuple[Sequence[str], Sequence[str]]
 
@@ -45,20 +47,21 @@ Pair = Tuple[Sequence[str], Sequence[str]]
 @dataclass
 class DataConfig:
     """Every data option: what load_dataset, load_parallel and build_dataset take, and the flags
-    of `python -m tinynmt.data`. Values are checked where they are used (DataError)."""
+    of `python -m tinynmt.data`. The flags check each limit as they are parsed (programs/cli.py);
+    from Python, values are checked where they are used (DataError)."""
 
     src: str = option("de", "source language: cs, de, en or fr (a label for other corpora)")
     trg: str = option("en", "target language: cs, de, en or fr (a label for other corpora)")
     tokenizer: Union[str, Tokenizer] = option("whitespace", "whitespace (the tutorial's), unicode, "
                                               "or bpe (subwords learned from the training split)")
     bpe_merges: Optional[int] = option(None, "with tokenizer bpe: merges to learn (one table for "
-                                             "both languages)")
+                                             "both languages)", not_negative)
     lower: bool = option(True, "lowercase before tokenizing")
     share_vocab: bool = option(False, "one vocabulary built from both languages' training text")
-    min_freq: int = option(2, "keep tokens seen at least this often in train")
-    max_size: Optional[int] = option(None, "cap on vocabulary tokens after the 4 specials")
+    min_freq: int = option(2, "keep tokens seen at least this often in train", positive)
+    max_size: Optional[int] = option(None, "cap on vocabulary tokens after the 4 specials", positive)
     max_len: Optional[int] = option(None, "drop training pairs longer than this many ids "
-                                          "(<sos>/<eos> included)")
+                                          "(<sos>/<eos> included)", positive)
     data_dir: Optional[str] = option(None, "folder with hand-placed {split}.{lang}[.gz] files, "
                                            "looked in first")
     test: str = option("test_2016_flickr", "test split: test_2016_flickr, test_2017_flickr, "
@@ -196,12 +199,22 @@ def build_dataset(train: Pair, val: Pair, test: Pair, config: Optional[DataConfi
     tr = splits["train"]
     if not len(tr):
         raise DataError(f"no training pairs left (dropped {tr.n_empty} empty, {tr.n_too_long} over max_len={max_len})")
+    for name, pair in (("val", val), (test_name, test)):
+        if not len(splits[name]):
+            raise DataError(f"the {name} split has no pairs to score ({len(pair[0])} read, "
+                            f"{splits[name].n_empty} with an empty side); it needs at least one")
     if config.share_vocab:
         src_vocab = trg_vocab = Vocab.build(tr.src_tokens + tr.trg_tokens, min_freq=min_freq,
                                             max_size=max_size)
     else:
         src_vocab = Vocab.build(tr.src_tokens, min_freq=min_freq, max_size=max_size)
         trg_vocab = Vocab.build(tr.trg_tokens, min_freq=min_freq, max_size=max_size)
+    for side, vocab in (("source", src_vocab), ("target", trg_vocab)):
+        if len(vocab) <= len(SPECIALS):
+            cap = f" and max_size={max_size}" if max_size is not None else ""
+            raise DataError(f"the {side} vocabulary holds only the {len(SPECIALS)} special tokens: no "
+                            f"token of the {len(tr)} training pairs is seen min_freq={min_freq} times"
+                            f"{cap}; lower --min-freq")
     for split in splits.values():
         split.src_ids = encode_sentences(split.src_tokens, src_vocab)
         split.trg_ids = encode_sentences(split.trg_tokens, trg_vocab)

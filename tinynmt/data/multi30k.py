@@ -18,6 +18,10 @@ Each file is looked for, in this order:
 4. Download from `$TINYNMT_MULTI30K_URL` (default: the official repository's raw
    files, BASE_URL) into the cache, unless download=False.
 
+The two sides of a pair always come from the same place: with `data_dir`, a split placed
+there for one language and not for the other is a DataError (never one hand-placed side
+against the official other side: misaligned pairs, silently).
+
 Files from 2-4 whose SHA-256 is in SHA256 are verified on download and on every read
 (a few ms). For the other files no hash was available when this was written: a download
 is accepted when it is a complete gzip stream (gzip's own CRC-32 and length check) of
@@ -141,6 +145,18 @@ def read_split(split: str, lang: str, data_dir=None, download: bool = True, prog
     return decode_lines(raw, str(path))
 
 
+def check_same_place(split: str, src: str, trg: str, data_dir=None) -> None:
+    """DataError when `data_dir` holds one side of the split but not the other."""
+    if data_dir is None or not Path(data_dir).expanduser().is_dir():
+        return                                  # find_file says what is wrong with the folder
+    placed = {lang: _hand_placed(Path(data_dir).expanduser(), split, lang) for lang in (src, trg)}
+    if (placed[src] is None) != (placed[trg] is None):
+        have, lack = (src, trg) if placed[src] is not None else (trg, src)
+        raise DataError(f"{data_dir} holds {placed[have].name} but no {split}.{lack}[.gz]: both sides of a "
+                        f"pair must come from the same place; add {split}.{lack} there, or remove "
+                        f"{placed[have].name} to use the official files")
+
+
 def read_multi30k(split: str, src: str, trg: str, data_dir=None, download: bool = True,
                   progress: bool = True) -> Tuple[List[str], List[str]]:
     """Read one Multi30k split for a language pair as (src_lines, trg_lines)."""
@@ -148,6 +164,7 @@ def read_multi30k(split: str, src: str, trg: str, data_dir=None, download: bool 
     check_lang(trg)
     if src == trg:
         raise DataError(f"source and target language are both {src!r}; pick two of {', '.join(LANGS)}")
+    check_same_place(split, src, trg, data_dir)
     src_lines = read_split(split, src, data_dir, download, progress)
     trg_lines = read_split(split, trg, data_dir, download, progress)
     check_parallel(src_lines, trg_lines, f"{split}.{src}", f"{split}.{trg}")
