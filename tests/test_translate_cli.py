@@ -132,7 +132,9 @@ def test_unloadable_checkpoint_is_one_line_error(run_dir, tmp_path, capsys, case
 def test_bad_options_are_one_line_errors(run_dir, capsys):
     assert main(["--checkpoint", str(run_dir), "--max-len", "13", "ein mann"]) == 2
     assert "--max-len 13 is more than the model's 12" in capsys.readouterr().err
-    assert main(["--checkpoint", str(run_dir), "--beam", "0", "ein mann"]) == 2
-    assert capsys.readouterr().err == "error: --beam must be a positive integer, got 0\n"
+    with pytest.raises(SystemExit) as info:          # refused as it is parsed, before any work
+        main(["--checkpoint", str(run_dir), "--beam", "0", "ein mann"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == "error: argument --beam: beam must be a positive integer, got 0 (see --help)\n"
     assert main(["--checkpoint", str(run_dir), "--input", "/nonexistent/file"]) == 2
     assert capsys.readouterr().err.startswith("error: cannot read --input /nonexistent/file")

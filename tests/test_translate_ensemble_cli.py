@@ -49,6 +49,19 @@ def files(tmp_path_factory):
     return folder / "src.de", folder / "ref.en"
 
 
+def checkpoints(*paths):
+    """--checkpoint A --checkpoint B ...: each checkpoint after its own flag."""
+    return [word for path in paths for word in ("--checkpoint", path)]
+
+
+def status_of(program, argv):
+    """program.main(argv)'s exit status, also when the parser exits (a flag refused as parsed)."""
+    try:
+        return program.main(argv)
+    except SystemExit as exit:
+        return exit.code
+
+
 def library(runs, names):
     """(first checkpoint, model or Ensemble) as the library loads them."""
     ckpts = [load_checkpoint(runs[n]) for n in names]
@@ -67,20 +80,21 @@ def run_main(program, argv, tmp_path, capsys):
 def test_ensembles_translate_as_the_library_and_a_model_with_itself_as_the_model(runs, files, tmp_path, capsys, beam):
     common = ["--input", files[0], "--beam", beam, "--max-len", 9]
     _, alone, _ = run_main(translate, ["--checkpoint", runs["a"], *common], tmp_path, capsys)
-    status, twice, err = run_main(translate, ["--checkpoint", runs["a"], runs["a"] / "best.npz", *common], tmp_path, capsys)
+    status, twice, err = run_main(translate, [*checkpoints(runs["a"], runs["a"] / "best.npz"), *common], tmp_path, capsys)
     assert status == 0 and err == "" and twice == alone
-    status, both, _ = run_main(translate, ["--checkpoint", runs["a"], runs["b"], *common], tmp_path, capsys)
+    status, both, _ = run_main(translate, [*checkpoints(runs["a"], runs["b"]), *common], tmp_path, capsys)
     ckpt, model = library(runs, "ab")
     expected = Translator(model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, beam=beam, max_len=9).translate(LINES)
     assert status == 0 and both == expected
 
 
-def test_sentences_may_follow_several_checkpoints(runs, tmp_path, capsys):
-    status, got, _ = run_main(translate, ["--checkpoint", runs["a"], runs["b"] / "best.npz", "zwei kinder", "hund"],
-                              tmp_path, capsys)
+def test_arguments_anywhere_are_sentences_never_checkpoints(runs, tmp_path, capsys):
+    sentences = ["zwei kinder", str(runs["b"]), "hund", "50 km/h"]   # a run folder's name too
+    status, got, err = run_main(translate, ["zwei kinder", *checkpoints(runs["a"], runs["b"] / "best.npz"),
+                                            *sentences[1:]], tmp_path, capsys)
     ckpt, model = library(runs, "ab")
     translator = Translator(model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, max_len=12)
-    assert status == 0 and got == translator.translate(["zwei kinder", "hund"])
+    assert status == 0 and err == "" and got == translator.translate(sentences)
 
 
 @pytest.mark.parametrize("program", [translate, evaluate])
@@ -88,7 +102,7 @@ def test_sentences_may_follow_several_checkpoints(runs, tmp_path, capsys):
                                          ("d", "tokenizers (WhitespaceTokenizer(lower=True) vs "
                                                "UnicodeTokenizer(lower=True))")])
 def test_mismatched_checkpoints_are_one_line_errors(runs, files, capsys, program, other, what):
-    argv = ["--checkpoint", str(runs["a"]), str(runs[other] / "best.npz"), "--input" if program is translate
+    argv = [*checkpoints(str(runs["a"]), str(runs[other] / "best.npz")), "--input" if program is translate
             else "--src-file", str(files[0]), *([] if program is translate else ["--ref-file", str(files[1])])]
     assert program.main(argv) == 2
     err = capsys.readouterr().err
@@ -97,7 +111,7 @@ def test_mismatched_checkpoints_are_one_line_errors(runs, files, capsys, program
 
 
 def test_nbest_lines(runs, files, tmp_path, capsys):
-    status, got, _ = run_main(translate, ["--checkpoint", runs["a"], runs["b"], "--input", files[0], "--beam", 4,
+    status, got, _ = run_main(translate, [*checkpoints(runs["a"], runs["b"]), "--input", files[0], "--beam", 4,
                                           "--nbest", 3, "--max-len", 9], tmp_path, capsys)
     assert status == 0 and len(got) == 4 * len(LINES)
     ckpt, model = library(runs, "ab")
@@ -130,8 +144,8 @@ def score_lines_by_library(runs, names, sources=LINES, references=REFS):
 
 @pytest.mark.parametrize("names", ["a", "ab"])
 def test_score_reference_lines(runs, files, tmp_path, capsys, names):
-    checkpoints = [runs[n] for n in names]
-    status, got, _ = run_main(translate, ["--checkpoint", *checkpoints, "--score-reference", "--input", files[0],
+    flags = checkpoints(*[runs[n] for n in names])
+    status, got, _ = run_main(translate, [*flags, "--score-reference", "--input", files[0],
                                           "--reference", files[1]], tmp_path, capsys)
     assert status == 0 and len(got) == len(LINES)
     for line, expected in zip(got, score_lines_by_library(runs, names)):
@@ -144,7 +158,7 @@ def test_score_reference_lines(runs, files, tmp_path, capsys, names):
         np.testing.assert_allclose(per_token, expected, atol=1e-4)
         assert math.isclose(float(total), float(expected.sum()), abs_tol=1e-5)
         assert math.isclose(float(mean), float(total) / len(per_token), abs_tol=1e-6)
-    status, from_evaluate, _ = run_main(evaluate, ["--checkpoint", *checkpoints, "--score-reference", "--src-file",
+    status, from_evaluate, _ = run_main(evaluate, [*flags, "--score-reference", "--src-file",
                                                    files[0], "--ref-file", files[1]], tmp_path, capsys)
     assert status == 0 and from_evaluate == got
 
@@ -153,7 +167,7 @@ def test_evaluate_an_ensemble(runs, files, capsys):
     argv = ["--src-file", str(files[0]), "--ref-file", str(files[1]), "--max-len", "9"]
     assert evaluate.main(["--checkpoint", str(runs["a"]), *argv]) == 0
     alone = capsys.readouterr().out.split("\n")
-    assert evaluate.main(["--checkpoint", str(runs["a"]), str(runs["a"]), *argv]) == 0
+    assert evaluate.main([*checkpoints(str(runs["a"]), str(runs["a"])), *argv]) == 0
     twice = capsys.readouterr().out.split("\n")
     assert twice[0].startswith(f"checkpoints {runs['a'] / 'best.npz'}, {runs['a'] / 'best.npz'}: ")
     assert twice[1:3] == alone[1:3]                                   # the same loss lines
@@ -166,22 +180,22 @@ def test_evaluate_an_ensemble(runs, files, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--checkpoint", "A", "B", "--attention", "x.png", "hund"], "--attention draws one model's attention: "
+    (["--checkpoint", "A", "--checkpoint", "B", "--attention", "x.png", "hund"], "--attention draws one model's attention: "
                                                                  "give one --checkpoint, not 2"),
     (["--checkpoint", "A", "--nbest", "2", "hund"], "--nbest must be in [1, --beam 1], got 2"),
-    (["--checkpoint", "A", "--beam", "2", "--nbest", "0", "hund"], "--nbest must be in [1, --beam 2], got 0"),
+    (["--checkpoint", "A", "--beam", "2", "--nbest", "0", "hund"], "nbest must be a positive integer, got 0"),
     (["--checkpoint", "A", "--score-reference", "--input", "SRC"], "--score-reference needs --input FILE and "
                                                                    "--reference FILE (and no sentences)"),
     (["--checkpoint", "A", "--reference", "REF", "--input", "SRC"], "--reference is read only with --score-reference"),
     (["--checkpoint", "A", "--score-reference", "--input", "SRC", "--reference", "SHORT"], "differ in length"),
     (["--checkpoint", "A", "--score-reference", "--input", "SRC", "--reference", "REF", "--beam", "2",
       "--nbest", "2"], "--score-reference scores references: it takes no --nbest or --attention"),
-    (["hund", "--checkpoint", "A", "zwei"], "give the sentences in one place"),
+    (["--checkpoint", "A", "B", "--score-reference"], "--score-reference needs --input FILE"),   # B: a sentence
 ])
 def test_bad_flag_combinations_are_one_line_errors(runs, files, tmp_path, capsys, argv, message):
     short = tmp_path / "short.en"
     short.write_text("a dog\n", encoding="utf-8")
     paths = {"A": runs["a"], "B": runs["b"], "SRC": files[0], "REF": files[1], "SHORT": short}
-    assert translate.main([str(paths.get(a, a)) for a in argv]) == 2
+    assert status_of(translate, [str(paths.get(a, a)) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err

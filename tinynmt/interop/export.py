@@ -16,9 +16,11 @@ config, both vocabularies and the tokenizer, so the file imports back on its own
 Import reads a tutorial state_dict saved by `torch.save(model.state_dict(), path)`
 (needs PyTorch; loaded with weights_only=True, never unpickling code) or a safetensors
 file (no PyTorch needed). Model sizes come from the tensor shapes; heads cannot, so they
-are --heads, else the file's metadata, else the tutorial's 8. The embeddings are tied
-again where the copies are bit-identical. Vocabularies come from --vocab-from (a tinynmt
-checkpoint), else the file's metadata. Any mismatch: `error: ...`, exit status 2.
+are --heads, else the file's metadata, else --vocab-from's config (the model the
+vocabularies were trained with, not a guess). The embeddings are tied again where the
+copies are bit-identical. Vocabularies come from --vocab-from (a tinynmt checkpoint), else
+the file's metadata. Weights that are not finite (nan, inf) are refused both ways. Any
+mismatch: `error: ...`, exit status 2.
 """
 import json
 import zipfile
@@ -26,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from ..files import atomic_write
+from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.config import Config, ConfigError
 from ..data import PAD_IDX, DataError, Vocab, tokenizer_from_dict
 from ..nn import build_transformer
@@ -34,7 +37,6 @@ from ..nn import build_transformer
 USAGE_ERROR = 2
 FORMAT = "tinynmt.safetensors"
 TIED = ("decoder.tok_embedding.weight", "decoder.fc_out.weight", "encoder.tok_embedding.weight")
-TUTORIAL_HEADS = 8
 
 
 class ExportError(Exception):
@@ -65,6 +67,7 @@ def export_safetensors(checkpoint, out):
     """Write a checkpoint's weights (one copy per name) and context to a safetensors file."""
     ckpt = load_checkpoint(checkpoint)
     tensors = ckpt.model.state_dict()     # a fresh copy per name: tied names share no memory
+    check_finite(ckpt.path, tensors)
     metadata = {"format": FORMAT, "version": "1", "config": ckpt.config.to_dict(),
                 "src_vocab": ckpt.src_vocab.to_dict(), "trg_vocab": ckpt.trg_vocab.to_dict(),
                 "tokenizer": ckpt.tokenizer.to_dict(), "tied": tied_names(ckpt.model)}
@@ -201,6 +204,15 @@ def check_weights(path, weights, expected, config):
                               f"{config.enc_pf_dim}/{config.dec_pf_dim} read from the other tensors)")
 
 
+def check_finite(path, weights):
+    """ExportError naming the first tensor that holds nan or inf: such weights translate nothing."""
+    for name, array in weights.items():
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise ExportError(f"{path}: tensor {name} holds {bad:,} values that are not finite "
+                              f"(nan or inf); refusing to write a model that cannot translate")
+
+
 def tie_from_copies(weights):
     """The names to tie again: those whose copies equal the decoder's embedding bit for bit."""
     dec = weights[TIED[0]]
@@ -224,12 +236,12 @@ def import_weights(path, out, vocab_from=None, heads=None):
         heads = (heads, heads)
     elif context is not None:         # the file's own metadata describes these weights
         heads = (context[0].enc_heads, context[0].dec_heads)
-    else:
-        heads = (TUTORIAL_HEADS, TUTORIAL_HEADS)
     if vocab_from is not None:
         ckpt = load_checkpoint(vocab_from)
         context = (ckpt.config, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer)
         where = f"--vocab-from {vocab_from}"
+        if heads is None:             # the model the vocabularies were trained with
+            heads = (ckpt.config.enc_heads, ckpt.config.dec_heads)
     elif context is None:
         raise ExportError(f"{path} holds no vocabularies: give --vocab-from with the tinynmt "
                           f"checkpoint they come from")
@@ -248,6 +260,7 @@ def import_weights(path, out, vocab_from=None, heads=None):
     check_vocab(path, trg_vocab, weights, "decoder.tok_embedding.weight", f"target vocabulary of {where}")
     model = build_transformer(len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX, config, seed=config.seed)
     check_weights(path, weights, {k: v.shape for k, v in model.state_dict().items()}, config)
+    check_finite(path, weights)
     model.load_state_dict(weights)
     save_checkpoint(out, model, config, src_vocab, trg_vocab, tokenizer,
                     train_state={"imported_from": str(path)})

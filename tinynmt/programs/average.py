@@ -8,29 +8,36 @@ average_checkpoints.py) usually translates better than any one of them: the epoc
 around one minimum, and their average lies nearer its centre. The checkpoints must come
 from the same model (same config and vocabularies); the average is a weights-only
 checkpoint (not resumable) with the first one's config, vocabularies and tokenizer.
+--out is written atomically and may not be one of the checkpoints averaged.
 """
-import argparse
 import sys
 
-
+from ..files import OutputError, check_output
 from ..training.average import average_checkpoints
 from ..training.checkpoint import CheckpointError
+from .cli import OneLineParser, flush_stdout, report_error, report_os_error
+
+
+def build_parser():
+    parser = OneLineParser(prog="python -m tinynmt.average",
+                           description="Average the weights of checkpoints of one run.")
+    parser.add_argument("checkpoints", nargs="+", help=".npz checkpoints of the same model")
+    parser.add_argument("--out", required=True, help="where to write the averaged checkpoint")
+    return parser
 
 
 def main(argv=None):
     """Run the CLI; return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m tinynmt.average",
-                                     description="Average the weights of checkpoints of one run.")
-    parser.add_argument("checkpoints", nargs="+", help=".npz checkpoints of the same model")
-    parser.add_argument("--out", required=True, help="where to write the averaged checkpoint")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
+        check_output(("--out", args.out), [("checkpoint", path) for path in args.checkpoints])
         average_checkpoints(args.checkpoints, args.out)
-    except (CheckpointError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"averaged {len(args.checkpoints)} checkpoints into {args.out}")
-    return 0
+        print(f"averaged {len(args.checkpoints)} checkpoints into {args.out}")
+        return flush_stdout(0)
+    except (CheckpointError, OutputError) as err:
+        return report_error(err)
+    except OSError as err:
+        return report_os_error(err)
 
 
 if __name__ == "__main__":

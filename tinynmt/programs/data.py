@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import List, Optional
 
-from .cli import parser_from_fields, report_error
+from .cli import flush_stdout, parser_from_fields, report_error, report_os_error
 from ..data.dataset import DataConfig, load_dataset
 from ..data.errors import DataError
 
@@ -23,14 +23,18 @@ def build_parser():
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the CLI; return the exit status."""
     config = DataConfig(**vars(build_parser().parse_args(argv)))
+    if sys.stdout is None:
+        return report_error("standard output is closed: the sizes have nowhere to go; redirect it")
     try:
         data = load_dataset(config)
+        print("\n".join(data.summary()))
+        return flush_stdout(0)
     except DataError as err:
         return report_error(err)
+    except OSError as err:
+        return report_os_error(err)
     except KeyboardInterrupt:
         return report_error("interrupted", 130)
-    print("\n".join(data.summary()))
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@
     python -m tinynmt.evaluate --checkpoint runs/RUN                    # Multi30k test_2016_flickr
     python -m tinynmt.evaluate --checkpoint runs/RUN --beam 5 --output hyp.en
     python -m tinynmt.evaluate --checkpoint ckpt.npz --src-file test.de --ref-file test.en
-    python -m tinynmt.evaluate --checkpoint runs/A runs/B --beam 5     # an ensemble of two
+    python -m tinynmt.evaluate --checkpoint runs/A --checkpoint runs/B --beam 5   # an ensemble
     python -m tinynmt.evaluate --checkpoint runs/RUN --score-reference --output scores.tsv
 
-Several checkpoints are decoded and scored as an ensemble (the log of the models' mean
+Several checkpoints (--checkpoint repeated) are decoded and scored as an ensemble (the log of the models' mean
 probability, as in tinynmt.translate); their vocabularies and tokenizers must be the same.
 
 Loss: teacher-forced cross-entropy of the references (padding ignored, no label smoothing),
@@ -20,22 +20,26 @@ whole translation (tokenize, decode, detokenize), greedy (--beam 1) or beam sear
 Empty source lines give empty hypotheses; over-long lines are cut with a warning (see
 tinynmt.translate). --score-reference: instead of all that, one line per sentence with the
 log-probability of its reference (tinynmt.translate --score-reference's format: sum, mean
-per token, each token's), to --output or stdout. Errors (missing checkpoint or data):
-`error: ...`, exit status 2.
+per token, each token's), to --output or stdout. --output is written to a temporary file
+beside it and moved over it only when the run succeeds; naming an input or a checkpoint is
+refused before anything runs. Errors (missing checkpoint or data, an empty test set, a flag
+value out of range): `error: ...`, exit status 2; a file or stdout that cannot be written:
+`error: ...`, exit status 1.
 """
 import argparse
-import math
 import sys
 
-
 from ..backend import BackendError, get_array_module, synchronize
-from .cli import OneLineParser, report_error
+from .cli import OneLineParser, checkpoint_file, flush_stdout, report_error, report_os_error
 from ..data import DataError, read_lines, read_multi30k
+from ..data.multi30k import find_file
 from ..data.textfile import check_parallel
 from ..decoding import members, score_references
 from ..decoding.metrics import evaluate_bleu, evaluate_loss
 from .output_lines import score_line
 from ..fast.cpu import keep_freed_memory
+from ..files import OutputError, check_output
+from ..training.trainer import perplexity
 from .translate import (CLIError, add_checkpoint_option, add_decoding_options, check_decoding_options,
                         load_models, warn, write_output)
 
@@ -71,10 +75,17 @@ def read_test_set(args, config):
     split = args.split or getattr(config, "test", None) or "test_2016_flickr"
     data_dir = args.data_dir or getattr(config, "data_dir", None)
     src_lines, ref_lines = read_multi30k(split, config.src, config.trg, data_dir=data_dir)
+    for lang in (config.src, config.trg):     # the files just read: --output must not be one of them
+        check_output(("--output", args.output), [(f"{split}.{lang}", find_file(split, lang, data_dir)[0])])
     return src_lines, ref_lines, f"Multi30k {split} {config.src}->{config.trg}"
 
 
 def run(args):
+    if sys.stdout is None:
+        raise OutputError("standard output is closed: the scores have nowhere to go; redirect it")
+    inputs = [("--src-file", args.src_file), ("--ref-file", args.ref_file),
+              *[("--checkpoint", checkpoint_file(path)) for path in args.checkpoint]]
+    check_output(("--output", args.output), inputs)
     checkpoints, model = load_models(args.checkpoint, args.device)
     checkpoint, config = checkpoints[0], checkpoints[0].config
     check_decoding_options(args, model)
@@ -82,6 +93,8 @@ def run(args):
         src_lines, ref_lines, what = read_test_set(args, config)
     except DataError as err:
         raise CLIError(str(err)) from None
+    if not src_lines:
+        raise CLIError(f"{what} holds no sentences: nothing to score")
     vocabs = (checkpoint.src_vocab, checkpoint.trg_vocab, checkpoint.tokenizer)
     if args.score_reference:
         scores = score_references(model, src_lines, ref_lines, *vocabs, batch_size=args.batch_size, warn=warn)
@@ -91,8 +104,8 @@ def run(args):
     print(f"checkpoint{'s' if len(checkpoints) > 1 else ''} {names}: {what}, {len(src_lines):,} sentences")
     result = evaluate_loss(model, src_lines, ref_lines, *vocabs, batch_size=config.batch_size,
                            max_tokens=config.max_tokens)
-    print(f"| Test Loss: {result.loss:.3f} | Test PPL: {math.exp(result.loss):7.3f} |")
-    print(f"per token: loss {result.token_nll:.4f}, PPL {math.exp(result.token_nll):.3f} "
+    print(f"| Test Loss: {result.loss:.3f} | Test PPL: {perplexity(result.loss):7.3f} |")
+    print(f"per token: loss {result.token_nll:.4f}, PPL {perplexity(result.token_nll):.3f} "
           f"({result.n_tokens:,} target tokens)", flush=True)
     synchronize(get_array_module(members(model)[0].parameters()[0].data))
     cut = []  # one summary line instead of a warning per over-long sentence
@@ -116,9 +129,13 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     keep_freed_memory()
     try:
-        return run(args)
-    except (CLIError, DataError, BackendError) as err:
+        return flush_stdout(run(args))
+    except (CLIError, DataError, BackendError, OutputError) as err:
         return report_error(err)
+    except MemoryError as err:
+        return report_error(f"out of memory: {err}; lower --beam or --batch-size")
+    except OSError as err:
+        return report_os_error(err)
     except KeyboardInterrupt:
         return 130
 

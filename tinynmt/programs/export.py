@@ -16,24 +16,30 @@ config, both vocabularies and the tokenizer, so the file imports back on its own
 Import reads a tutorial state_dict saved by `torch.save(model.state_dict(), path)`
 (needs PyTorch; loaded with weights_only=True, never unpickling code) or a safetensors
 file (no PyTorch needed). Model sizes come from the tensor shapes; heads cannot, so they
-are --heads, else the file's metadata, else the tutorial's 8. The embeddings are tied
-again where the copies are bit-identical. Vocabularies come from --vocab-from (a tinynmt
-checkpoint), else the file's metadata. Any mismatch: `error: ...`, exit status 2.
+are --heads, else the file's metadata, else --vocab-from's config (the model the
+vocabularies were trained with, not a guess). The embeddings are tied again where the
+copies are bit-identical. Vocabularies come from --vocab-from (a tinynmt checkpoint), else
+the file's metadata. Weights that are not finite (nan, inf) are refused both ways. --to is
+written atomically (a temporary file moved over it) and may not be a file read. Any
+mismatch: `error: ...`, exit status 2; a file that cannot be written: `error: ...`, exit
+status 1.
 """
 import argparse
 import sys
 
 
 from ..data import DataError
+from ..files import OutputError, check_output
 from ..interop.export import USAGE_ERROR, ExportError, export_safetensors, import_weights, tied_names
+from ..options import positive
 from ..training.checkpoint import CheckpointError
+from .cli import OneLineParser, checked, checkpoint_file, flush_stdout, report_error, report_os_error
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m tinynmt.export", description=__doc__.splitlines()[0],
         epilog=__doc__[__doc__.index("Export writes"):], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.error = lambda message: parser.exit(USAGE_ERROR, f"error: {message} (see --help)\n")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", metavar="PATH",
                         help="export this tinynmt checkpoint (file, or run folder: its best.npz)")
@@ -43,12 +49,15 @@ def build_parser():
                         help="where to write: a .safetensors file (export) or a .npz checkpoint (import)")
     parser.add_argument("--vocab-from", metavar="PATH",
                         help="import: the tinynmt checkpoint whose vocabularies and tokenizer to use")
-    parser.add_argument("--heads", type=int, metavar="N",
-                        help="import: attention heads (default: the file's metadata, else 8)")
+    parser.add_argument("--heads", type=checked(int, positive, "heads"), metavar="N",
+                        help="import: attention heads (default: the file's metadata, else "
+                             "--vocab-from's config)")
     return parser
 
 
 def run(args):
+    inputs = [("--checkpoint", args.checkpoint), ("--from", args.source), ("--vocab-from", args.vocab_from)]
+    check_output(("--to", args.to), [(flag, checkpoint_file(path) if path else None) for flag, path in inputs])
     if args.checkpoint is not None:
         if args.vocab_from is not None or args.heads is not None:
             raise ExportError("--vocab-from and --heads are for importing (--from)")
@@ -58,8 +67,6 @@ def run(args):
         print(f"wrote {args.to}: {len(tensors)} tensors, {ckpt.model.num_parameters():,} "
               f"parameters{note}")
         return 0
-    if args.heads is not None and args.heads < 1:
-        raise ExportError(f"--heads must be a positive integer, got {args.heads}")
     model, config = import_weights(args.source, args.to, args.vocab_from, args.heads)
     print(f"wrote {args.to}: hid_dim {config.hid_dim}, {config.enc_layers}+{config.dec_layers} "
           f"layers, {config.enc_heads}+{config.dec_heads} heads, {model.num_parameters():,} parameters"
@@ -70,9 +77,14 @@ def run(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
-    except (ExportError, CheckpointError, DataError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return USAGE_ERROR
+        return flush_stdout(run(args))
+    except (ExportError, CheckpointError, DataError, OutputError) as err:
+        return report_error(err, USAGE_ERROR)
+    except OSError as err:
+        return report_os_error(err)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
 
 

@@ -21,6 +21,7 @@ the same step, rank 0 alone prints and writes, and an error on any rank ends the
 
 From Python: `train(Config(...), should_stop=lambda step: ...)` returns a TrainResult.
 """
+import os
 import signal
 import sys
 import time
@@ -30,7 +31,8 @@ import numpy as np
 
 from ..backend import BackendError
 from ..training.checkpoint import CheckpointError
-from .cli import report_error
+from .cli import quiet_stdout, report_error
+from ..files import OutputError
 from ..options import ConfigError
 from ..training.config import PRESETS, Config
 from ..training.loop import train
@@ -86,6 +88,23 @@ def config_from_args(args):
     return Config.from_preset(args.pop("preset", "tutorial"), **args)
 
 
+def check_memory(config):
+    """ConfigError when the model's weights, gradients and Adam's two moments (four float32 copies
+    of the parameters, the embeddings not even counted) cannot fit in this machine's memory."""
+    d = config.hid_dim
+    params = (config.enc_layers * (4 * d * d + 2 * d * config.enc_pf_dim)
+              + config.dec_layers * (8 * d * d + 2 * d * config.dec_pf_dim) + 2 * config.max_length * d)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):   # not on this system: the run will tell
+        return
+    if 16 * params > memory:
+        raise ConfigError(f"the model needs at least {16 * params / 2**30:,.1f} GiB for {params:,} "
+                          f"parameters (hid_dim {d}, {config.enc_layers}+{config.dec_layers} layers, "
+                          f"max_length {config.max_length}), their gradients and Adam's moments; "
+                          f"this machine has {memory / 2**30:,.1f} GiB")
+
+
 def fail(comm, message, status):
     """Report an error; under mpiexec end every rank with `status` (rank 0 speaks first), else
     return `status`. A rank that fails alone must not leave the others waiting forever."""
@@ -108,12 +127,20 @@ def main(argv=None):
     try:
         comm = init_distributed()
         config = config_from_args(args)
+        check_memory(config)
         flag.install()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked at each sync
             result = train(config, should_stop=flag, comm=comm)
-    except (CheckpointError, DataError, BackendError, ConfigError) as err:
+    except (CheckpointError, DataError, BackendError, ConfigError, OutputError) as err:
         return fail(comm, err, 2)
-    except (TrainingError, OSError) as err:
+    except MemoryError as err:
+        return fail(comm, f"out of memory: {err}; a smaller model or --batch-size/--max-tokens", 2)
+    except TrainingError as err:
+        return fail(comm, err, 1)
+    except OSError as err:
+        if err.filename is None:        # stdout's (a full disk, a closed pipe): the log is in the run folder
+            quiet_stdout()
+            err = f"cannot write standard output: {err.strerror or err}"
         return fail(comm, err, 1)
     except KeyboardInterrupt:
         return fail(comm, "interrupted", 130)

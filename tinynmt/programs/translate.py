@@ -4,18 +4,20 @@
     python -m tinynmt.translate --checkpoint runs/RUN                  # stdin, line by line
     python -m tinynmt.translate --checkpoint runs/RUN/best.npz --input test.de --output hyp.en --beam 5
     python -m tinynmt.translate --checkpoint runs/RUN "Ein Hund rennt." --attention att.png
-    python -m tinynmt.translate --checkpoint runs/A runs/B/best.npz --beam 5 --nbest 3 "Ein Hund rennt."
+    python -m tinynmt.translate --checkpoint runs/A --checkpoint runs/B/best.npz --beam 5 --nbest 3 "Ein Hund rennt."
     python -m tinynmt.translate --checkpoint runs/RUN --score-reference --input test.de --reference test.en
 
---checkpoint is a checkpoint file, or a run folder (its best.npz is used). Several make an
-ensemble: at each step of greedy or beam search, the next token's log-probability is the
-log of the models' mean probability (fairseq's: logsumexp - log M), each model keeping its
-own encoder output and caches; their vocabularies and tokenizers must be the same. With
-sentences as arguments, each is translated; with --input FILE (or --input - for all of
+--checkpoint is a checkpoint file, or a run folder (its best.npz is used). Several, each
+after its own --checkpoint, make an ensemble: at each step of greedy or beam search, the
+next token's log-probability is the log of the models' mean probability (fairseq's:
+logsumexp - log M), each model keeping its own encoder output and caches; their
+vocabularies and tokenizers must be the same. With sentences as arguments, each is translated; with --input FILE (or --input - for all of
 stdin), the file is translated in batches; with neither, stdin is answered line by line as
-each line arrives (output flushed after each line, like fairseq-interactive). Sentences may
-follow the checkpoints: they start at the first value after --checkpoint's first that is
-not an existing file or folder, does not end in .npz and has no "/".
+each line arrives (output flushed after each line, like fairseq-interactive). Arguments are
+always sentences, wherever they stand ("50 km/h" and "runs/B" too): a checkpoint is named
+only by --checkpoint. With --output FILE the translations go to a temporary file beside FILE,
+moved over it when the run succeeds: a failed run leaves an existing FILE as it was, and
+--output (or --attention) naming an input or a checkpoint is refused before anything runs.
 
 Output: one detokenized line per input line, always, to stdout or --output FILE.
 With --nbest N (N <= --beam), fairseq-style lines instead, N+1 per input line i (counted
@@ -33,15 +35,19 @@ Bad input:
   stderr naming the line and how many tokens were dropped;
 - a line that is not valid UTF-8 gives an empty output line and a warning naming it;
   the other lines are still translated;
-- a checkpoint that is missing or does not load: `error: ...` on stderr, exit status 2.
+- an empty --input file gives no output lines and a warning;
+- a checkpoint that is missing or does not load, a flag value out of range (nan, inf, a
+  negative count): `error: ...` on stderr, exit status 2; a file that cannot be written
+  (a full disk): `error: ...`, exit status 1; a reader that stops reading (`| head -1`):
+  a quiet exit, status 0.
 """
 import argparse
-import os
 import sys
-from pathlib import Path
 
 from ..backend import DEVICES, BackendError
-from .cli import OneLineParser, report_error
+from .cli import OneLineParser, checked, checkpoint_file, flush_stdout, report_error, report_os_error
+from ..files import OutputError, check_output, output_stream
+from ..options import positive, within
 from ..data import DataError
 from .output_lines import nbest_lines, score_line
 from ..fast.cpu import keep_freed_memory
@@ -124,7 +130,7 @@ def build_parser():
     parser.add_argument("--input", metavar="FILE", help="translate this file (- for all of stdin), in batches")
     parser.add_argument("--output", metavar="FILE", help="write translations here (default: stdout)")
     add_decoding_options(parser)
-    parser.add_argument("--nbest", type=int, metavar="N",
+    parser.add_argument("--nbest", type=checked(int, positive, "nbest"), metavar="N",
                         help="print the N best translations of each line with their scores, as S-i/H-i "
                              "lines (below); N <= --beam (default: one plain line per input line)")
     parser.add_argument("--attention", metavar="FILE.png",
@@ -138,54 +144,44 @@ def build_parser():
 
 
 def add_checkpoint_option(parser):
-    """--checkpoint PATH [PATH ...] (shared with tinynmt.evaluate)."""
-    parser.add_argument("--checkpoint", required=True, nargs="+", metavar="PATH",
-                        help="checkpoint file, or run folder (uses its best.npz); several: an ensemble")
+    """--checkpoint PATH, repeated for an ensemble (shared with tinynmt.evaluate)."""
+    parser.add_argument("--checkpoint", required=True, action="append", metavar="PATH",
+                        help="checkpoint file, or run folder (uses its best.npz); repeat the flag "
+                             "for an ensemble: --checkpoint A --checkpoint B")
 
 
 def add_decoding_options(parser):
     """--beam, --lenpen, --max-len, --batch-size, --device (shared with tinynmt.evaluate)."""
-    parser.add_argument("--beam", type=int, default=1, metavar="N", help="beam size; 1 is greedy search (default: 1)")
-    parser.add_argument("--lenpen", type=float, default=1.0, metavar="A",
-                        help="length penalty: a hypothesis scores sum(log p) / length**A, <eos> counted "
-                             "(default: 1.0, the mean per token; 0: raw log-probability)")
-    parser.add_argument("--max-len", type=int, default=None, metavar="N",
+    parser.add_argument("--beam", type=checked(int, positive, "beam"), default=1, metavar="N",
+                        help="beam size; 1 is greedy search (default: 1)")
+    parser.add_argument("--lenpen", type=checked(float, within(-10, 10), "lenpen"), default=1.0, metavar="A",
+                        help="length penalty: a hypothesis scores sum(log p) / length**A, <eos> counted, "
+                             "A in [-10, 10] so that length**A stays a float32 (default: 1.0, the mean "
+                             "per token; 0: raw log-probability)")
+    parser.add_argument("--max-len", type=checked(int, positive, "max_len"), default=None, metavar="N",
                         help="most tokens to generate per sentence, <eos> included (default: 50, "
                              "or the model's target positions if fewer)")
-    parser.add_argument("--batch-size", type=int, default=128, metavar="N", help="sentences per batch (default: 128)")
+    parser.add_argument("--batch-size", type=checked(int, positive, "batch_size"), default=128, metavar="N",
+                        help="sentences per batch (default: 128)")
     parser.add_argument("--device", default="cpu", choices=DEVICES, help="cpu (NumPy) or cuda (CuPy) (default: cpu)")
 
 
 def check_decoding_options(args, model):
-    """Range checks that need the model (one-line CLIErrors); fills in the default --max-len."""
+    """Range checks that need the model (one-line CLIErrors); fills in the default --max-len.
+    (The flags' own limits, such as a positive --beam, are checked as they are parsed.)"""
     from ..decoding import max_positions
     positions = max_positions(model)[1]
     if args.max_len is None:
         args.max_len = min(DEFAULT_MAX_LEN, positions)
-    for name in ("beam", "max_len", "batch_size"):
-        if getattr(args, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     if args.max_len > positions:
         raise CLIError(f"--max-len {args.max_len} is more than the model's {positions} target positions")
 
 
-def looks_like_checkpoint(value):
-    """A --checkpoint value that names a checkpoint, not a sentence after the checkpoints."""
-    return Path(value).exists() or value.endswith(".npz") or "/" in value or os.sep in value
-
-
-def split_checkpoints(args):
-    """--checkpoint A [B ...] took the sentences that follow it too: move them to args.sentences."""
-    values = args.checkpoint
-    first_sentence = next((i for i, v in enumerate(values) if i and not looks_like_checkpoint(v)), len(values))
-    if first_sentence < len(values) and args.sentences:
-        raise CLIError("give the sentences in one place: after the checkpoints, or before --checkpoint")
-    args.checkpoint, args.sentences = values[:first_sentence], values[first_sentence:] or args.sentences
-
-
 def check_modes(args):
     """Flags that do not go together (one-line CLIErrors), before anything is loaded."""
-    split_checkpoints(args)
+    if any(sentence.endswith(".npz") for sentence in args.sentences):
+        warn("an argument ending in .npz is translated as a sentence; for an ensemble, give each "
+             "checkpoint its own --checkpoint")
     if args.sentences and args.input:
         raise CLIError("give sentences as arguments or --input FILE, not both")
     if args.attention and len(args.checkpoint) > 1:
@@ -227,48 +223,37 @@ def draw_attention(translator, record, path):
     rows = record.tokens + (["<eos>"] if record.finished else [])
     try:
         plot_attention(record.src_tokens, rows, attention, path)
-    except (OSError, RuntimeError) as err:
+    except (OSError, RuntimeError, ValueError) as err:    # ValueError: a format matplotlib lacks
         raise CLIError(f"cannot write --attention {path}: {err}") from None
 
 
-def open_output(path):
-    """A binary stream for the translations."""
-    if path is None:
-        return sys.stdout.buffer
-    try:
-        return open(path, "wb")
-    except OSError as err:
-        raise CLIError(f"cannot write --output {path}: {err.strerror or err}") from None
-
-
 def write_output(path, text):
-    """Write text to --output `path` (stdout when None) as UTF-8."""
-    out = open_output(path)
-    try:
+    """Write text to --output `path` (stdout when None) as UTF-8, replacing the file at once."""
+    with output_stream(path) as out:
         out.write(text.encode("utf-8"))
-        out.flush()
-    except OSError as err:
-        raise CLIError(f"cannot write --output {path}: {err.strerror or err}") from None
-    finally:
-        if out is not sys.stdout.buffer:
-            out.close()
+
+
+def refuse_overwriting_inputs(args):
+    """OutputError when --output or --attention is the same file as an input, a checkpoint or
+    each other: checked before anything is read or written."""
+    inputs = [("--input", args.input), ("--reference", args.reference),
+              *[("--checkpoint", checkpoint_file(path)) for path in args.checkpoint]]
+    check_output(("--output", args.output), inputs)
+    check_output(("--attention", args.attention), [*inputs, ("--output", args.output)])
 
 
 def run(args):
     check_modes(args)
+    refuse_overwriting_inputs(args)
     checkpoints, model = load_models(args.checkpoint, args.device)
     checkpoint = checkpoints[0]
     check_decoding_options(args, model)
-    out = open_output(args.output)
-    try:
+    with output_stream(args.output) as out:        # a file replaces --output only on success
         if args.score_reference:
             out.write("".join(score_references_of_files(args, checkpoint, model)).encode("utf-8"))
             return 0
         translate_into(out, args, checkpoint, model)
         return 0
-    finally:
-        if out is not sys.stdout.buffer:
-            out.close()
 
 
 def translate_into(out, args, checkpoint, model):
@@ -285,6 +270,8 @@ def translate_into(out, args, checkpoint, model):
             lines, names = args.sentences, [f"argument {i + 1}" for i in range(len(args.sentences))]
         else:
             lines, names = read_input(args.input)
+            if not lines:
+                warn(f"--input {args.input} is empty: nothing to translate")
         records = translator.translations(lines, names)
         out.write("".join(text(i, line, r) for i, (line, r) in enumerate(zip(lines, records))).encode("utf-8"))
         out.flush()
@@ -302,16 +289,18 @@ def translate_into(out, args, checkpoint, model):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)   # sentences before, between and after flags
     keep_freed_memory()
     try:
-        return run(args)
-    except CLIError as err:
+        return flush_stdout(run(args))
+    except (CLIError, OutputError) as err:
         return report_error(err)
+    except MemoryError as err:
+        return report_error(f"out of memory: {err}; lower --beam or --batch-size")
+    except OSError as err:
+        return report_os_error(err)
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":
