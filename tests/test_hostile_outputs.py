@@ -123,17 +123,19 @@ def full_device(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("where", ["folder", "device"])
+@pytest.mark.parametrize("where", ["folder", "device", "nowhere"])
 def test_only_regular_files_are_replaced(run_dir, tmp_path, capsys, where):
-    path = tmp_path / "folder" if where == "folder" else full_device(tmp_path)
+    path = {"folder": tmp_path / "folder", "nowhere": tmp_path / "missing" / "out"}.get(where) or full_device(tmp_path)
     if where == "folder":
         path.mkdir()
     for main, argv in [(export.main, ["--checkpoint", run_dir, "--to", path]),
                        (average.main, ["--out", path, run_dir / "best.npz"]),
                        (translate.main, ["--checkpoint", run_dir, "--output", path, "hund"])]:
         assert status_of(main, argv) == 2, argv
-        assert_one_error_line(capsys.readouterr().err, "a folder" if where == "folder" else "not a regular file")
-    assert os.path.isdir(path) if where == "folder" else stat.S_ISCHR(os.stat(path).st_mode)
+        assert_one_error_line(capsys.readouterr().err, {"folder": "is a folder", "device": "not a regular file",
+                                                        "nowhere": "missing does not exist"}[where])
+    if where != "nowhere":
+        assert os.path.isdir(path) if where == "folder" else stat.S_ISCHR(os.stat(path).st_mode)
 
 
 def test_the_average_written_is_the_mean_and_the_inputs_stay(run_dir, tmp_path):

@@ -49,11 +49,13 @@ def check_output(output, inputs=()):
 
 def writable_target(path):
     """(the file a write to `path` replaces, its os.stat or None when absent): a symlink's target;
-    OutputError when that is a folder, a device, a pipe or a socket."""
+    OutputError when that is a folder, a device, a pipe or a socket, or its folder is missing."""
     target = Path(os.path.realpath(path))
     try:
         info = os.stat(target)
     except FileNotFoundError:
+        if not target.parent.is_dir():
+            raise OutputError(f"cannot write {path}: its folder {target.parent} does not exist") from None
         return target, None
     except OSError as err:
         raise OSError(err.errno, err.strerror, str(path)) from None
