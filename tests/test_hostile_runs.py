@@ -13,6 +13,8 @@ from tinynmt.training.lock import LOCK_NAME, RunLock, RunLockedError, foreign_fi
 
 pytest.importorskip("fcntl")         # POSIX: the lock is a no-op where flock does not exist
 
+SMALL = ["--limit-train", "20", "--limit-eval", "2", "--max-steps", "1", "--hid-dim", "16", "--enc-heads", "2",
+         "--dec-heads", "2", "--no-plot", "--no-progress"]
 HOLD = """
 import sys, time
 from tinynmt.training.lock import RunLock
@@ -62,3 +64,26 @@ def test_only_a_runs_own_files_make_a_run_folder(tmp_path):
     (tmp_path / "thesis.tex").write_text("three years of work")
     (tmp_path / "data").mkdir()
     assert foreign_files(tmp_path) == ["data", "thesis.tex"]
+
+
+@pytest.mark.xfail(reason="needs the training restructure: the lock is wired into the run after it merges")
+def test_train_into_a_locked_folder_is_one_error_line(tmp_path, capsys):
+    from hostile_tools import assert_one_error_line, status_of
+    from tinynmt.programs import train
+    child = holder(tmp_path)
+    try:
+        assert status_of(train.main, ["--out", tmp_path, *SMALL]) == 2
+        assert_one_error_line(capsys.readouterr().err, f"is in use: process {child.pid} is training into it")
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.xfail(reason="needs the training restructure: the folder check is wired in after it merges")
+def test_train_into_a_folder_of_other_files_is_one_error_line(tmp_path, capsys):
+    from hostile_tools import assert_one_error_line, status_of
+    from tinynmt.programs import train
+    (tmp_path / "thesis.tex").write_text("three years of work")
+    assert status_of(train.main, ["--out", tmp_path, *SMALL]) == 2
+    assert_one_error_line(capsys.readouterr().err, "thesis.tex")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]
