@@ -2,8 +2,17 @@
 import numpy as np
 import pytest
 
+from tinynmt import fast
 from tinynmt.autograd import Tensor, gradcheck
 from tinynmt.backend import to_numpy
+
+
+@pytest.fixture(autouse=True, params=["fast", "plain"])
+def engine_path(request):
+    """Every test here runs twice: with the speed corner's tricks (tinynmt/fast/) and without."""
+    with fast.use_fast(request.param == "fast"):
+        yield request.param
+
 
 AXES = [None, 0, 1, -1, (0, 2), (-1, 0), (0, 1, 2)]
 REDUCTIONS = {"sum": np.sum, "mean": np.mean, "max": np.max}
