@@ -37,7 +37,8 @@ def test_top_k_blocked_picks_what_a_full_sort_picks(n, m, k):
     """Blocks, blocks, no block length divides 97, too few blocks for k (8 < 4k): direct."""
     scores = np.random.default_rng(m).standard_normal((n, m)).astype(np.float32)
     scores[0, :k + 5] = 10.0 + np.arange(k + 5)          # the best all in one block
-    picked = fast.top_k_blocked(np, scores, k, _top_k_plain)
+    with fast.use_fast(True):
+        picked = fast.top_k_blocked(np, scores, k, _top_k_plain)
     expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     np.testing.assert_array_equal(np.take_along_axis(scores, picked, axis=1),
                                   np.take_along_axis(scores, expected, axis=1))
@@ -47,7 +48,8 @@ def test_top_k_blocked_is_plain_top_k_when_the_switch_is_off():
     scores = np.random.default_rng(0).standard_normal((3, 64 * 40)).astype(np.float32)
     seen = []
     top_k = lambda s, k: seen.append(s.shape) or _top_k_plain(s, k)   # noqa: E731
-    fast.top_k_blocked(np, scores, 10, top_k)
+    with fast.use_fast(True):
+        fast.top_k_blocked(np, scores, 10, top_k)
     assert seen == [(3, 40), (3, 10 * 64)]               # block maxima, then the best blocks' entries
     seen.clear()
     with fast.plain():
