@@ -35,7 +35,7 @@ def run_backward(root, grad):
     """Send `grad` from `root` to every leaf that requires a gradient; free the graph."""
     # keyed by id(): Tensor overloads == for elementwise comparison
     grads = {id(root): grad}    # node -> gradient summed over the paths seen so far
-    in_place = fast.InPlaceSums() if fast.enabled() else None
+    in_place = fast.InPlaceSums() if fast.enabled() else None   # adds into the sums it made
     for node in reversed(topological_order(root)):
         key = id(node)
         g = grads.pop(key, None)
