@@ -1,16 +1,17 @@
 """The flat Adam: every parameter, gradient and moment in one flat buffer each, so a step is a
 dozen whole-buffer operations however many parameters there are; and clipping on that buffer.
 
-Plain: tinynmt/optim/adam.py:Adam (a dozen small operations per parameter: about 12 x 100
-calls a step for the tutorial's model, each a kernel launch on a GPU) and
+Plain: tinynmt/optim/adam.py:Adam (a dozen small operations per parameter: about 12 x 114
+a step for the tutorial's model, each a kernel launch on a GPU) and
 tinynmt/optim/clip.py:clip_grad_norm_ (a dot product and a scaling per parameter). Same
 numbers up to float rounding and the same state_dict, so a checkpoint moves between them
 (tests/test_flat_adam.py). benchmarks/bench_flat_adam.py times both.
 
 Nothing a user does to a parameter's array stops it from training: `init.zeros_(p)`,
-`p.data = array`, `Module.to` on the same device or anything else that gives a parameter a
-new array is noticed at the next `step` (or `flat_param`), which copies the new values into
-the flat buffer and makes the parameter a view of it again.
+`reset_parameters`, `p.data = array` or anything else that gives a parameter a new array is
+noticed at the next `step` (or `flat_param`), which copies the new values into the flat
+buffer and makes the parameter a view of it again. A new array the buffer cannot hold
+(another shape, dtype or device) is a ValueError there, not a frozen parameter.
 """
 import math
 
