@@ -32,7 +32,7 @@ from tinynmt.fast.cpu import keep_freed_memory  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
 from tinynmt.training.distributed import init  # noqa: E402
 from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator  # noqa: E402
-from tinynmt.optim import Adam  # noqa: E402
+from tinynmt.fast.flat_adam import FlatAdam  # noqa: E402
 from tinynmt.training.trainer import shard_batch, train_step  # noqa: E402
 
 def worker(args):
@@ -57,7 +57,7 @@ def worker(args):
     else:
         model.train()
         set_dropout_generator(model, Generator(1234 if comm.rank == 0 else [1234, comm.rank]))
-        optimizer = Adam(model.parameters(), lr=5e-4)
+        optimizer = FlatAdam(model.parameters(), lr=5e-4)
         criterion = CrossEntropyLoss(ignore_index=PAD_IDX)
         comm.broadcast_(optimizer.flat_param)
         shards = [shard_batch(train, idx, comm)[:2] for idx in plan]    # (batch, share)

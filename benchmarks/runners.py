@@ -7,7 +7,7 @@ import numpy as np
 from tinynmt import no_grad
 from tinynmt.backend import Generator, synchronize, xp_for
 from tinynmt.nn import CrossEntropyLoss, set_dropout_generator
-from tinynmt.optim import Adam
+from tinynmt.fast.flat_adam import FlatAdam
 from tinynmt.training.trainer import train_step
 
 
@@ -49,7 +49,7 @@ class TinynmtRunner:
         self.name = f"tinynmt-{'numpy' if device == 'cpu' else 'cupy'}"
         self.model = model.to(device)
         set_dropout_generator(self.model, Generator(1234, device))
-        self.optimizer = Adam(self.model.parameters(), lr=lr)
+        self.optimizer = FlatAdam(self.model.parameters(), lr=lr)      # the trainer's optimizer
         self.criterion = CrossEntropyLoss(ignore_index=pad_idx)
         self.clip = clip
         self.xp = xp_for(device)

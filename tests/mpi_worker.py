@@ -15,7 +15,7 @@ import numpy as np
 from tinynmt.data import PAD_IDX, Batches
 from tinynmt.training.distributed import SINGLE, init
 from tinynmt.nn import CrossEntropyLoss, ModelConfig, build_transformer
-from tinynmt.optim import Adam
+from tinynmt.fast.flat_adam import FlatAdam
 from tinynmt.programs.train import config_from_args
 from tinynmt.training.loop import train
 from tinynmt.programs.train import build_parser
@@ -35,7 +35,7 @@ def float64_model():
 def step_gradient(comm, batches, idx, rdrop=0.0):
     """train_step on this rank's share of batch idx -> (flat gradient, norm, weights after Adam)."""
     model = float64_model()
-    optimizer = Adam(model.parameters(), lr=1e-2)
+    optimizer = FlatAdam(model.parameters(), lr=1e-2)   # the trainer's: flat_grad is what is all-reduced
     criterion = CrossEntropyLoss(ignore_index=PAD_IDX, label_smoothing=0.1)
     batch, share, _ = shard_batch(batches, idx, comm)
     _, norm = train_step(model, criterion, optimizer, batch.src, batch.trg, 1e9, comm, share, rdrop)

@@ -35,7 +35,8 @@ from ..decoding import Translator, eval_mode
 from .distributed import SINGLE, first_different, fingerprint
 from ..decoding.metrics import sacrebleu_score
 from ..nn import (CrossEntropyLoss, build_transformer, rdrop_loss, set_dropout_generator, teacher_forced_loss)
-from ..optim import SCHEDULES, Adam, clip_grad_norm_
+from ..fast.flat_adam import FlatAdam, flat_clip_grad_norm_
+from ..optim import SCHEDULES
 
 
 class TrainingError(RuntimeError):
@@ -104,7 +105,7 @@ def train_step(model, criterion, optimizer, src, trg, clip, comm=SINGLE, share=1
     loss.backward()
     if comm.size > 1:
         comm.allreduce_(optimizer.gather_grads())     # the one all-reduce of the step
-    norm = clip_grad_norm_(optimizer.params, clip)
+    norm = flat_clip_grad_norm_(optimizer.params, clip)
     optimizer.step()
     return loss.data, norm
 
@@ -140,7 +141,7 @@ class Trainer:
         self.generator = Generator(seed, config.device)
         set_dropout_generator(self.model, self.generator)
         # built after .to(device): Adam turns each parameter into a view of its flat buffer
-        self.optimizer = Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = FlatAdam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.criterion = CrossEntropyLoss(ignore_index=PAD_IDX, label_smoothing=config.label_smoothing)
         self.eval_criterion = CrossEntropyLoss(ignore_index=PAD_IDX)   # plain NLL: PPL means PPL
         self.schedule = SCHEDULES[config.schedule]
