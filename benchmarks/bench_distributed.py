@@ -30,10 +30,10 @@ from benchmarks.runners import TorchRunner, median_time  # noqa: E402
 from tinynmt.backend import Generator  # noqa: E402
 from tinynmt.fast.cpu import keep_freed_memory  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
-from tinynmt.training.distributed import init  # noqa: E402
-from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator  # noqa: E402
+from tinynmt.training.distributed import allreduce_gradients, init, rank_share_loss, shard_batch  # noqa: E402
+from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator, teacher_forced_loss  # noqa: E402
 from tinynmt.optim import Adam  # noqa: E402
-from tinynmt.training.trainer import shard_batch, train_step  # noqa: E402
+from tinynmt.training.step import train_step  # noqa: E402
 
 def worker(args):
     """Time the step in this process (one rank of an mpiexec job, or alone); print JSON."""
@@ -61,10 +61,12 @@ def worker(args):
         criterion = CrossEntropyLoss(ignore_index=PAD_IDX)
         comm.broadcast_(optimizer.flat_param)
         shards = [shard_batch(train, idx, comm)[:2] for idx in plan]    # (batch, share)
+        after_backward = allreduce_gradients(comm)
 
         def one_pass():
             for batch, share in shards:
-                train_step(model, criterion, optimizer, batch.src, batch.trg, 1.0, comm, share)
+                train_step(model, criterion, optimizer, batch.src, batch.trg, 1.0,
+                           loss_fn=rank_share_loss(teacher_forced_loss, share), after_backward=after_backward)
         comm.barrier()
         step = median_time(one_pass, comm.barrier, args.repeats, 1)
         buffer = optimizer.flat_grad

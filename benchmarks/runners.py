@@ -8,7 +8,7 @@ from tinynmt import no_grad
 from tinynmt.backend import Generator, synchronize, xp_for
 from tinynmt.nn import CrossEntropyLoss, set_dropout_generator
 from tinynmt.optim import Adam
-from tinynmt.training.trainer import train_step
+from tinynmt.training.step import train_step
 
 
 def median_time(fn, sync, repeats, warmup):

@@ -79,7 +79,7 @@ def test_a_config_builds_its_model_seeded():
 
 
 def test_bpe_config_learns_subwords_from_the_training_pairs():
-    from tinynmt.training.trainer import load_data
+    from tinynmt.training.build import load_data
     config = Config(tokenizer="bpe", bpe_merges=200, limit_train=300, limit_eval=20)
     data = load_data(config)
     assert data.tokenizer.name == "bpe" and len(data.tokenizer.merges) == 200
