@@ -98,6 +98,22 @@ def test_the_hook_after_backward_sees_the_gradients_before_clipping_and_can_chan
         np.testing.assert_array_equal(value, before[name], err_msg=name)
 
 
+def test_the_clipping_plugs_in(rng):
+    src, trg = padded_batch(rng)
+    calls = []
+
+    def no_clipping(params, max_norm):
+        calls.append((params, max_norm))
+        return -1.0
+    model, optimizer, criterion = float64_setup()
+    _, norm = train_step(model, criterion, optimizer, src, trg, clip=1e-3, clip_grad_norm=no_clipping)
+    assert norm == -1.0 and len(calls) == 1 and calls[0][0] is optimizer.params and calls[0][1] == 1e-3
+    unclipped, unclipped_optimizer, _ = float64_setup()
+    train_step(unclipped, criterion, unclipped_optimizer, src, trg, clip=1e9)
+    for name, value in weights(unclipped).items():     # the same update as a clip that never bites
+        np.testing.assert_array_equal(weights(model)[name], value, err_msg=name)
+
+
 # ----- the counters: the Trainer's own, and what the loop reported
 
 def test_record_epoch_keeps_the_best_and_counts_epochs_without_improvement():

@@ -9,15 +9,16 @@
     trainer.next_epoch()
 
 A step is train_step (tinynmt/training/step.py), the tutorial's: forward, loss, backward,
-clip, update, with two plug-ins chosen once, here: the loss (make_loss: the tutorial's
-teacher-forced cross-entropy, or R-Drop's with --rdrop) and what runs after backward (with
-one process nothing; data-parallel, the all-reduce of the gradients). The optimizer is built
-in one place, make_optimizer. A step's loss and gradient norm stay device arrays in `pending`
-until `sync()`, so a GPU step never waits for the host. The Counters are written by the
-Trainer's own methods alone (step, sync, take_window, record_epoch, next_epoch); the loop
-(tinynmt/training/loop.py) reads them. Everything needed to continue bit for bit (NumPy
-backend) is in `train_state()`: counters, the dropout generator's state and the running sums;
-the optimizer's state goes in the checkpoint arrays.
+clip, update. Its plug-ins are chosen once, here: the loss (make_loss: the tutorial's
+teacher-forced cross-entropy, or R-Drop's with --rdrop), what runs after backward (with one
+process nothing; data-parallel, the all-reduce of the gradients) and the clipping
+(CLIP_GRAD_NORM, beside make_optimizer, the one place that builds the optimizer). A step's
+loss and gradient norm stay device arrays in `pending` until `sync()`, so a GPU step never
+waits for the host. The Counters are written by the Trainer's own methods alone (step, sync,
+take_window, record_epoch, next_epoch); the loop (tinynmt/training/loop.py) reads them.
+Everything needed to continue bit for bit (NumPy backend) is in `train_state()`: counters,
+the dropout generator's state and the running sums; the optimizer's state goes in the
+checkpoint arrays.
 
 Data-parallel (`comm` from tinynmt.training.distributed, under mpiexec): each rank runs the
 step on its share of the global batch's rows, its loss scaled by its share of the tokens, and
@@ -37,7 +38,7 @@ from ..data import PAD_IDX
 from ..decoding import Translator, eval_mode
 from ..decoding.metrics import sacrebleu_score
 from ..nn import CrossEntropyLoss, build_transformer, set_dropout_generator, teacher_forced_loss
-from ..optim import SCHEDULES, Adam
+from ..optim import SCHEDULES, Adam, clip_grad_norm_
 from .checkpoint import CheckpointError, save_checkpoint
 from .config import ConfigError
 from .distributed import (SINGLE, allreduce_gradients, first_different, fingerprint, rank_share_loss,
@@ -78,6 +79,11 @@ def make_optimizer(params, config):
     """The run's optimizer, built here and nowhere else: Adam over flat buffers (its
     gather_grads() is what data parallelism all-reduces), with the config's lr and weight decay."""
     return Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+# The clipping that suits make_optimizer's optimizer: clip_grad_norm_ takes one norm over Adam's
+# flat gradient buffer when every .grad is a view of it.
+CLIP_GRAD_NORM = clip_grad_norm_
 
 
 def make_loss(config):
@@ -153,7 +159,7 @@ class Trainer:
         self.optimizer.lr = self.schedule(c.step + 1, self.config.lr, self.config.warmup)
         loss, norm = train_step(self.model, self.criterion, self.optimizer, batch.src, batch.trg,
                                 self.config.clip, loss_fn=rank_share_loss(self.loss_fn, share),
-                                after_backward=self.after_backward)
+                                after_backward=self.after_backward, clip_grad_norm=CLIP_GRAD_NORM)
         c.step += 1
         c.batch += 1
         self.pending.append((c.step, loss, norm))
