@@ -30,7 +30,8 @@ from tinynmt.training.checkpoint import load_checkpoint
 from tinynmt.training.config import Config
 from tinynmt.data import EOS_IDX
 from tinynmt.decoding import Ensemble, beam_search, greedy_search, reference_log_probs
-from tinynmt.training.trainer import Trainer, load_data
+from tinynmt.training.build import load_data
+from tinynmt.training.trainer import Trainer
 
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed: nothing to check the calls against")
 

@@ -15,8 +15,9 @@ from tinynmt.decoding import search
 from tinynmt.nn import CrossEntropyLoss, Parameter, build_transformer
 from tinynmt.optim import Adam, clip_grad_norm_
 from tinynmt.training.run_folder import resume_config
+from tinynmt.training.build import load_data
 from tinynmt.training.loop import train
-from tinynmt.training.trainer import load_data, train_step
+from tinynmt.training.step import train_step
 
 from tiny_runs import TINY, records
 
