@@ -18,7 +18,7 @@ import numpy as np
 from ..backend import get_array_module, to_numpy
 from ..data import Batches
 from ..data.textfile import check_parallel
-from .ensemble import max_positions
+from .incremental import max_positions
 from .scoring import reference_log_probs
 from .translator import Translator, encode_source
 

@@ -25,8 +25,8 @@ from ..autograd import log_softmax, no_grad
 from ..backend import get_array_module, to_device, to_numpy
 from ..data import Batches
 from ..data.textfile import check_parallel
-from .ensemble import max_positions, mean_of_probabilities, members
-from .incremental import eval_mode
+from .ensemble import mean_of_probabilities
+from .incremental import eval_mode, max_positions, members
 from .translator import encode_source
 
 

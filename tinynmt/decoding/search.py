@@ -1,13 +1,13 @@
 """Batched greedy and beam search on the incremental decoder.
 
-    hyps = greedy_search(model, src, max_len=50)             # src (N, S) padded ids
+    hyps = greedy_search(model, src, max_len=50)           # src (N, S) padded ids
     hyps = beam_search(model, src, beam=5, max_len=50, lenpen=1.0)
     hyps.tokens[i]    # ids of sentence i, without <sos>/<eos>
     hyps.scores[i]    # its score (below); hyps.finished[i]: it ended with <eos>
     hyps = beam_search(model, src, beam=5, nbest=3)  # row i * 3 + j: sentence i's j-th best
 
-`model` is a Seq2Seq or an Ensemble of them (ensemble.py): the search steps one decoder
-state either way.
+`model` is a Seq2Seq, or anything with the interface of incremental.py's SingleModel (an
+Ensemble, ensemble.py): the search steps one decoder state either way.
 
 Score of a hypothesis (fairseq's length penalty): the sum of the log-probabilities of its
 tokens, the final <eos> included, divided by length ** lenpen, where length counts those
@@ -38,8 +38,7 @@ from ..autograd import no_grad
 from ..backend import get_array_module, to_numpy
 from ..data import EOS_IDX, SOS_IDX
 from ..fast.cpu import top_k_blocked
-from .ensemble import members, start_decoding
-from .incremental import eval_mode
+from .incremental import eval_mode, max_positions, members, start_decoding
 
 
 @dataclass
@@ -78,12 +77,13 @@ def _unpack(out, total_log_prob, lenpen):
 @no_grad()
 def greedy_search(model, src, max_len=50, lenpen=1.0):
     """Pick the most probable token at each step, for every sentence of src (N, S) at once."""
+    check_max_len(model, max_len)
     src = np.asarray(src) if isinstance(src, (list, tuple)) else src
     with eval_mode(*members(model)):
         state = start_decoding(model, src, max_len)
         xp = state.xp
         n = src.shape[0]
-        out = xp.full((n, max_len), model.trg_pad_idx, dtype=xp.int64)   # (N, L)
+        out = xp.full((n, max_len), model.trg_pad_idx, dtype=xp.int64)  # (N, L)
         total = xp.zeros(n, dtype=xp.float32)                            # (N,)
         alive = xp.arange(n)                                             # (n,) sentence ids
         tokens = xp.full(n, SOS_IDX, dtype=xp.int64)                     # (n,)
@@ -123,7 +123,7 @@ class _Finished:
 
     def __init__(self, xp, n, k, max_len, pad):
         self.xp, self.k = xp, k
-        self.tokens = xp.full((n, k, max_len), pad, dtype=xp.int64)     # (N, K, L), <eos> kept
+        self.tokens = xp.full((n, k, max_len), pad, dtype=xp.int64)   # (N, K, L), <eos> kept
         self.scores = xp.full((n, k), -xp.inf, dtype=xp.float32)         # (N, K)
         self.total = xp.full((n, k), -xp.inf, dtype=xp.float32)          # (N, K) summed log-probs
         self.count = xp.zeros(n, dtype=xp.int64)                          # (N,)
@@ -143,6 +143,14 @@ class _Finished:
         self.count[alive] += valid.sum(axis=1)
 
 
+def check_max_len(model, max_len):
+    """A ValueError unless 1 <= max_len <= the model's target positions."""
+    positions = max_positions(model)[1]
+    if not 1 <= max_len <= positions:
+        raise ValueError(f"max_len must be in [1, {positions}] (the model's target positions), "
+                         f"got {max_len}")
+
+
 def check_nbest(beam, nbest):
     """A ValueError unless 1 <= nbest <= beam."""
     if beam < 1:
@@ -156,10 +164,11 @@ def beam_search(model, src, beam=5, max_len=50, lenpen=1.0, nbest=1):
     """Keep the `beam` best partial translations of every sentence of src (N, S) at once;
     return the nbest best finished ones of each (N * nbest rows)."""
     check_nbest(beam, nbest)
+    check_max_len(model, max_len)
     src = np.asarray(src) if isinstance(src, (list, tuple)) else src
     K = beam
     with eval_mode(*members(model)):
-        state = start_decoding(model, src, max_len, beams=K)
+        state = start_decoding(model, src, max_len)           # fed n * K rows, K per sentence
         xp = state.xp
         n = src.shape[0]
         pad = model.trg_pad_idx
@@ -187,7 +196,7 @@ def beam_search(model, src, beam=5, max_len=50, lenpen=1.0, nbest=1):
             tokens = xp.take_along_axis(token, chosen, axis=1)         # (n, K)
             from_beam = xp.take_along_axis(from_beam, chosen, axis=1)  # (n, K)
             history = xp.take_along_axis(prefixes, chosen[:, :, None], axis=1)  # (n, K, L)
-            if t == max_len - 1:  # out of room: live beams finish without <eos>
+            if t == max_len - 1:  # out of steps: live beams finish without <eos>
                 finished.add(alive, history, scores, max_len, lenpen, xp.isfinite(scores))
                 break
             done = finished.count[alive] >= K                          # (n,)

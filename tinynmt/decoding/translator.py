@@ -25,9 +25,8 @@ import numpy as np
 from ..autograd import no_grad
 from ..backend import to_numpy
 from ..data import EOS_IDX, SOS_IDX, Batches
-from .ensemble import max_positions
-from .incremental import eval_mode
-from .search import check_nbest, greedy_search, search
+from .incremental import eval_mode, max_positions
+from .search import check_max_len, check_nbest, greedy_search, search
 
 
 @dataclass
@@ -55,12 +54,13 @@ class Translation:
     nbest: List[Hypothesis] = field(default_factory=list)  # the nbest best, best first ([]: not decoded)
 
 
-def encode_source(tokens, src_vocab, max_positions):
-    """Source ids framed by <sos>/<eos>, cut to max_positions -> (ids, kept tokens, n dropped)."""
+def encode_source(tokens, vocab, max_positions):
+    """A tokenized sentence (a source, or a reference) as ids framed by <sos>/<eos>, cut to
+    max_positions -> (ids, kept tokens, n dropped)."""
     room = max_positions - 2
     dropped = max(0, len(tokens) - room)
     kept = list(tokens[:room]) if dropped else list(tokens)
-    return [SOS_IDX, *src_vocab.encode(kept), EOS_IDX], kept, dropped
+    return [SOS_IDX, *vocab.encode(kept), EOS_IDX], kept, dropped
 
 
 class Translator:
@@ -69,13 +69,12 @@ class Translator:
 
     def __init__(self, model, src_vocab, trg_vocab, tokenizer, beam=1, lenpen=1.0, max_len=50,
                  batch_size=128, warn: Optional[Callable[[str], None]] = None, nbest=1):
+        """max_len: the most output tokens of a sentence, <eos> included."""
         for name, value in (("beam", beam), ("batch_size", batch_size), ("max_len", max_len)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         check_nbest(int(beam), int(nbest))
-        positions = max_positions(model)[1]
-        if max_len > positions:
-            raise ValueError(f"max_len {max_len} is more than the model's {positions} target positions")
+        check_max_len(model, int(max_len))
         self.model, self.src_vocab, self.trg_vocab, self.tokenizer = model, src_vocab, trg_vocab, tokenizer
         self.beam, self.lenpen, self.max_len, self.batch_size = int(beam), float(lenpen), int(max_len), int(batch_size)
         self.nbest = int(nbest)
@@ -104,8 +103,8 @@ class Translator:
         if todo:
             # sorted by length into batches: little padding, and the same batches every time
             for batch in Batches(todo_ids, None, batch_size=self.batch_size):
-                hyps = search(self.model, batch.src, beam=self.beam, max_len=self.max_len, lenpen=self.lenpen,
-                              nbest=self.nbest)
+                hyps = search(self.model, batch.src, beam=self.beam, max_len=self.max_len,
+                              lenpen=self.lenpen, nbest=self.nbest)
                 for row, j in enumerate(batch.index.tolist()):
                     record = results[todo[j]]
                     record.nbest = [self.hypothesis(hyps, row * self.nbest + k) for k in range(self.nbest)]
