@@ -124,7 +124,7 @@ def test_decoding_on_cuda_gives_the_cpus_tokens(data, beam):
     for device in ("cpu", "cuda"):
         model = tiny_model(data, device)
         model.decoder.fc_out.bias.data[EOS_IDX] += 2      # sentences end at different steps
-        hyps[device] = search(model, src, beam=beam, max_len=12)    # greedy for beam 1
+        hyps[device] = search(model, src, beam=beam, max_steps=12)    # greedy for beam 1
     assert hyps["cuda"].tokens == hyps["cpu"].tokens
     np.testing.assert_array_equal(hyps["cuda"].finished, hyps["cpu"].finished)
     np.testing.assert_allclose(hyps["cuda"].scores, hyps["cpu"].scores, **TOL)

@@ -275,7 +275,7 @@ def translate_into(out, args, checkpoint, model):
     """Translate the sentences, --input or stdin, writing to the binary stream `out`."""
     from ..decoding import Translator
     translator = Translator(model, checkpoint.src_vocab, checkpoint.trg_vocab, checkpoint.tokenizer,
-                            beam=args.beam, lenpen=args.lenpen, max_len=args.max_len,
+                            beam=args.beam, lenpen=args.lenpen, max_steps=args.max_len,
                             batch_size=args.batch_size, warn=warn, nbest=args.nbest or 1)
 
     def text(number, line, record):
