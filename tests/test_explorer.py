@@ -4,7 +4,6 @@ model's weights to 3 decimals (those tests skip only where Chromium or Selenium 
 import json
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
