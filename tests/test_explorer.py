@@ -11,7 +11,7 @@ import pytest
 from tinynmt import no_grad
 from tinynmt.data import EOS_IDX, PAD_IDX, SOS_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Translator, attention_of, eval_mode
-from tinynmt.interop.explorer import DATA_SLOT, explorer_data, page_html
+from tinynmt.interop.explorer import DATA_SLOT, explorer_data, page_html, write_page
 from tinynmt.nn import build_transformer
 from tinynmt.programs.translate import main as translate
 from tinynmt.training.checkpoint import load_checkpoint, save_checkpoint
@@ -147,6 +147,16 @@ def test_text_in_the_data_cannot_end_the_script_block():
     assert html.count("</script>") == page_html().count("</script>") and "<!--" not in html.split("<html")[1]
     inline = re.search(r'id="explorer-data">(.*?)</script>', html, re.S).group(1)
     assert json.loads(inline) == hostile
+
+
+def test_a_page_replaced_through_a_symlink_keeps_the_link_and_the_mode(tmp_path):
+    real, link = tmp_path / "real.html", tmp_path / "link.html"
+    real.write_text("old")
+    real.chmod(0o640)
+    link.symlink_to(real)
+    write_page(link)
+    assert link.is_symlink() and "explorer-data" in real.read_text() and real.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.html", "real.html"]   # no temporary left
 
 
 # ----- the command line's refusals: one error line, exit 2, nothing overwritten
