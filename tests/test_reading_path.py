@@ -52,6 +52,8 @@ def test_the_stated_totals_are_the_tables_and_within_budget():
     assert f"**{total} lines**" in text
     assert f"{fast} of the\nlines name the speed corner" in text
     assert total <= BUDGET
+    for other in ("README.md", "docs/how-it-works.md"):     # they quote the same figure
+        assert f"{total} lines" in (ROOT / other).read_text(), other
 
 
 def test_no_row_is_a_feature_or_a_trick():
