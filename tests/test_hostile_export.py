@@ -14,7 +14,7 @@ SENTENCES = ["ein mann schläft im park", "zwei kinder", "hund"]
 
 def translations(path):
     ckpt = load_checkpoint(path)
-    return Translator(ckpt.model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, max_len=10).translate(SENTENCES)
+    return Translator(ckpt.model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, max_steps=10).translate(SENTENCES)
 
 
 @pytest.fixture

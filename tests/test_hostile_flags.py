@@ -124,4 +124,4 @@ def test_a_model_too_big_for_memory_is_refused_before_any_work(monkeypatch, caps
 def test_a_model_with_fewer_than_50_positions_decodes_by_default(files):
     ckpt = load_checkpoint(files / "run")                               # max_length 12
     translator = Translator(ckpt.model, ckpt.src_vocab, ckpt.trg_vocab, get_tokenizer("whitespace"))
-    assert translator.max_len == 12 and len(translator.translate(["hund"])) == 1
+    assert translator.max_steps == 12 and len(translator.translate(["hund"])) == 1

@@ -132,8 +132,8 @@ def test_only_regular_files_are_replaced(run_dir, tmp_path, capsys, where):
                        (average.main, ["--out", path, run_dir / "best.npz"]),
                        (translate.main, ["--checkpoint", run_dir, "--output", path, "hund"])]:
         assert status_of(main, argv) == 2, argv
-        assert_one_error_line(capsys.readouterr().err, {"folder": "is a folder", "device": "not a regular file",
-                                                        "nowhere": "missing does not exist"}[where])
+        assert_one_error_line(capsys.readouterr().err, {"folder": "it is a folder", "device": "not a regular file",
+                                                        "nowhere": "no folder"}[where])
     if where != "nowhere":
         assert os.path.isdir(path) if where == "folder" else stat.S_ISCHR(os.stat(path).st_mode)
 

@@ -36,34 +36,36 @@ def same_file(a, b):
 
 def check_output(output, inputs=()):
     """OutputError, before any work, when `output`, a (flag, path), cannot be replaced safely: it is
-    the same file as one of `inputs` (flag, path), a folder or a device. None and "-" are skipped."""
+    the same file as one of `inputs` (flag, path), a folder, a device, or in a missing folder.
+    None and "-" (stdout) are skipped."""
     out_flag, out_path = output
     if out_path is None or out_path == "-":
         return
-    writable_target(out_path)
+    writable_target(out_path, f"{out_flag} {out_path}")
     for in_flag, in_path in inputs:
         if in_path is not None and in_path != "-" and same_file(out_path, in_path):
             raise OutputError(f"{out_flag} {out_path} is the same file as {in_flag} {in_path}: writing "
                               f"it would destroy it; give another {out_flag}")
 
 
-def writable_target(path):
+def writable_target(path, name=None):
     """(the file a write to `path` replaces, its os.stat or None when absent): a symlink's target;
-    OutputError when that is a folder, a device, a pipe or a socket, or its folder is missing."""
+    OutputError (naming it `name`, default the path) when that is a folder, a device, a pipe or a
+    socket, or when its folder is missing."""
+    name = name or str(path)
     target = Path(os.path.realpath(path))
     try:
         info = os.stat(target)
     except FileNotFoundError:
         if not target.parent.is_dir():
-            raise OutputError(f"cannot write {path}: its folder {target.parent} does not exist") from None
+            raise OutputError(f"cannot write {name}: no folder {target.parent}") from None
         return target, None
     except OSError as err:
         raise OSError(err.errno, err.strerror, str(path)) from None
     if stat.S_ISDIR(info.st_mode):
-        raise OutputError(f"{path} is a folder; give a file name to write")
+        raise OutputError(f"cannot write {name}: it is a folder; give a file name")
     if not stat.S_ISREG(info.st_mode):
-        raise OutputError(f"{path} is not a regular file (a device, pipe or socket); "
-                          f"only regular files are written")
+        raise OutputError(f"cannot write {name}: not a regular file (a device, pipe or socket)")
     return target, info
 
 

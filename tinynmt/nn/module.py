@@ -100,7 +100,7 @@ class Module:
             if tuple(array.shape) != param.shape:
                 raise ValueError(f"state_dict: {name} has shape {tuple(array.shape)}, "
                                  f"the model expects {param.shape}")
-            # copy in place: an optimizer may hold views of these arrays
+            # into the parameter's own array, so it keeps its dtype and device
             param.data[...] = to_device(np.asarray(array, dtype=param.dtype), param.device)
         return self
 
@@ -113,7 +113,7 @@ class Module:
         return self.train(False)
 
     def to(self, device):
-        """Move every parameter's array to `device` in place (optimizers keep their references)."""
+        """Move every parameter's array (and gradient) to `device`; the Parameter objects stay."""
         check_device(device)
         for param in self.parameters():
             param.data = to_device(param.data, device)

@@ -39,7 +39,7 @@ from ..decoding.metrics import evaluate_bleu, evaluate_loss
 from .output_lines import score_line
 from ..fast.cpu import keep_freed_memory
 from ..files import OutputError, check_output
-from ..training.trainer import perplexity
+from ..training.runlog import perplexity
 from .translate import (CLIError, add_checkpoint_option, add_decoding_options, check_decoding_options,
                         load_models, warn, write_output)
 
@@ -111,7 +111,7 @@ def run(args):
     cut = []  # one summary line instead of a warning per over-long sentence
     score, hypotheses, seconds = evaluate_bleu(model, src_lines, ref_lines, *vocabs, beam=args.beam,
                                                lenpen=args.lenpen, batch_size=args.batch_size,
-                                               max_len=args.max_len, warn=cut.append)
+                                               max_steps=args.max_len, warn=cut.append)
     if cut:
         warn(f"{len(cut):,} source sentences were longer than the model's positions and were cut "
              f"to fit; the first: {cut[0]}")
