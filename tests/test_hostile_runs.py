@@ -66,7 +66,6 @@ def test_only_a_runs_own_files_make_a_run_folder(tmp_path):
     assert foreign_files(tmp_path) == ["data", "thesis.tex"]
 
 
-@pytest.mark.xfail(reason="needs the training restructure: the lock is wired into the run after it merges")
 def test_train_into_a_locked_folder_is_one_error_line(tmp_path, capsys):
     from hostile_tools import assert_one_error_line, status_of
     from tinynmt.programs import train
@@ -79,7 +78,6 @@ def test_train_into_a_locked_folder_is_one_error_line(tmp_path, capsys):
         child.wait()
 
 
-@pytest.mark.xfail(reason="needs the training restructure: the folder check is wired in after it merges")
 def test_train_into_a_folder_of_other_files_is_one_error_line(tmp_path, capsys):
     from hostile_tools import assert_one_error_line, status_of
     from tinynmt.programs import train

@@ -41,6 +41,7 @@ from ..data import DataError
 from ..training.distributed import SINGLE
 from ..training.distributed import init as init_distributed
 from ..fast.cpu import keep_freed_memory
+from ..training.lock import RunLockedError
 from ..training.run_folder import resume_config
 from ..training.trainer import TrainingError
 
@@ -131,7 +132,7 @@ def main(argv=None):
         flag.install()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked at each sync
             result = train(config, should_stop=flag, comm=comm)
-    except (CheckpointError, DataError, BackendError, ConfigError, OutputError) as err:
+    except (CheckpointError, DataError, BackendError, ConfigError, OutputError, RunLockedError) as err:
         return fail(comm, err, 2)
     except MemoryError as err:
         return fail(comm, f"out of memory: {err}; a smaller model or --batch-size/--max-tokens", 2)

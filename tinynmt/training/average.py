@@ -18,8 +18,10 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def _model_fields(config):
-    """The config without where the run lived: what must agree between averaged checkpoints."""
-    return {k: v for k, v in config.to_dict().items() if k not in ("out", "resume")}
+    """The config without where the run lived and what a resume may change (--epochs, ...): what
+    must agree between averaged checkpoints."""
+    from .run_folder import RESUME_OVERRIDES
+    return {k: v for k, v in config.to_dict().items() if k not in ("out", "resume", *RESUME_OVERRIDES)}
 
 
 def average_checkpoints(paths, out):

@@ -1,19 +1,22 @@
 """What a training run starts from: its data, its model and its Trainer, new or resumed.
 
-    config, run_dir, trainer = build_run(config)     # what train() does first
-    data = load_data(config)                         # the data alone
+    config, run_dir, trainer, lock = build_run(config)     # what train() does first
+    data = load_data(config)                               # the data alone
 
 A new run gets a fresh folder (tinynmt/training/run_folder.py) and weights seeded from the
 config; a run named by config.resume is rebuilt from its last.npz, which must have been made
-with the same settings but those that RESUME_OVERRIDES lets change.
+with the same settings but those that RESUME_OVERRIDES lets change (a run that stopped
+before its first last.npz starts again from step 0). Either way the folder's lock is held
+(training/lock.py) before anything in it is read or written, until train() releases it.
 """
 from pathlib import Path
 
 from ..data import DataError, build_dataset, load_dataset, read_multi30k
-from .checkpoint import load_checkpoint, resolve_checkpoint
+from .checkpoint import load_checkpoint
 from .config import ConfigError
 from .distributed import SINGLE
-from .run_folder import RESUME_OVERRIDES, choose_run_dir
+from .run_folder import (RESUME_OVERRIDES, check_not_a_run, choose_run_dir, last_checkpoint, lock_run_dir,
+                         saved_config, test_scored)
 from .trainer import Trainer
 
 
@@ -40,38 +43,56 @@ def load_data(config):
 
 def build_run(config, comm=SINGLE):
     """Build the data, the model and the Trainer of a new run, or of the run that config.resume
-    names -> (config with its run folder, run folder, trainer). Every rank calls it."""
+    names -> (config with its run folder, run folder, trainer, the folder's lock, held). Every
+    rank calls it."""
     comm.use_device(config.device)
     if config.resume:
-        return resume_run(config, comm)
+        lock = lock_run_dir(saved_config(config.resume)[1], comm)   # before last.npz is read
+        try:
+            return (*resume_run(config, comm), lock)
+        except BaseException:
+            lock.release()
+            raise
     run_dir = choose_run_dir(config.out) if comm.is_root else Path(config.out or "runs")
     config = config.replace(out=str(run_dir))
     trainer = Trainer.create(config, load_data(config), comm)
     trainer.join_ranks()
     if comm.is_root:
         run_dir.mkdir(parents=True, exist_ok=True)  # only once the data and model are fine
-    return config, run_dir, trainer
+    lock = lock_run_dir(run_dir, comm)
+    try:
+        if comm.is_root:
+            check_not_a_run(run_dir)                # again, under the lock: no run got there meanwhile
+    except BaseException:
+        lock.release()
+        raise
+    return config, run_dir, trainer, lock
 
 
 def resume_run(config, comm=SINGLE):
-    """build_run for config.resume: the Trainer from the run's last.npz, refused when a setting
-    differs from the run's or the run has already gone as far as asked."""
-    path = resolve_checkpoint(config.resume, "last.npz")
-    ckpt = load_checkpoint(path, device=config.device)
+    """build_run for config.resume: the Trainer from the run's last.npz (or a new one, for a run
+    that stopped before its first last.npz), refused when a setting differs from the run's or
+    the run has already gone as far as asked and scored its test."""
+    saved, run_dir = saved_config(config.resume)
     keep = set(RESUME_OVERRIDES) | {"out", "resume"}
-    changed = [k for k, v in ckpt.config.to_dict().items() if k not in keep and getattr(config, k) != v]
+    changed = [k for k, v in saved.to_dict().items() if k not in keep and getattr(config, k) != v]
     if changed:
         name = changed[0]
-        raise ConfigError(f"resuming {path} with a different {name} ({getattr(config, name)!r}; "
-                          f"the run used {getattr(ckpt.config, name)!r})")
-    config = config.replace(out=str(path.parent))
-    trainer = Trainer.resume(config, load_data(config), ckpt, comm)
+        raise ConfigError(f"resuming {run_dir} with a different {name} ({getattr(config, name)!r}; "
+                          f"the run used {getattr(saved, name)!r})")
+    config = config.replace(out=str(run_dir))
+    path = last_checkpoint(config.resume)
+    if path is None:                                # no last.npz yet: the run starts again
+        trainer = Trainer.create(config, load_data(config), comm)
+    else:
+        trainer = Trainer.resume(config, load_data(config), load_checkpoint(path, device=config.device), comm)
     trainer.join_ranks()
     c = trainer.counters
-    if c.epoch >= config.epochs:
-        raise ConfigError(f"the run in {path.parent} already finished {c.epoch} epochs; "
-                          f"pass a larger --epochs to go on")
-    if config.max_steps is not None and c.step >= config.max_steps:
-        raise ConfigError(f"the run in {path.parent} already did {c.step} steps; pass a larger "
-                          f"--max-steps (or --max-steps none) to go on")
-    return config, path.parent, trainer
+    done = c.epoch >= config.epochs or (config.max_steps is not None and c.step >= config.max_steps)
+    if done and test_scored(run_dir, c.step):       # else: average and score what is there
+        if c.epoch >= config.epochs:
+            raise ConfigError(f"the run in {run_dir} already finished {c.epoch} epochs (its test scored); "
+                              f"pass a larger --epochs to go on")
+        raise ConfigError(f"the run in {run_dir} already did {c.step} steps (its test scored); pass a "
+                          f"larger --max-steps (or --max-steps none) to go on")
+    return config, run_dir, trainer

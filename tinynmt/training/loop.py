@@ -47,10 +47,10 @@ def train(config, should_stop=None, comm=SINGLE):
     """Train (or resume) as the config says; should_stop(step) -> True stops like Ctrl-C does.
 
     With `comm` from tinynmt.training.distributed.init() every rank calls this; rank 0 scores the test."""
-    config, run_dir, trainer = build_run(config, comm)
+    config, run_dir, trainer, lock = build_run(config, comm)     # the run folder stays locked until the end
     log = RunLog(run_dir, config, active=comm.is_root)
     try:
-        log.start(trainer.counters.step, header_lines(config, run_dir, trainer))
+        log.start(trainer.counters.step, header_lines(config, run_dir, trainer, lock))
         status = run_epochs(trainer, log, run_dir, should_stop)
         test_loss = None
         if status != "interrupted" and comm.is_root:
@@ -62,18 +62,27 @@ def train(config, should_stop=None, comm=SINGLE):
         raise TrainingError(f"{err}; training stopped, {kept}") from None
     finally:
         log.close()
+        lock.release()
     c = trainer.counters
     return TrainResult(status, run_dir, c.step, c.epoch, c.best_valid_loss, test_loss, list(c.history))
 
 
-def header_lines(config, run_dir, trainer):
-    """What a run prints first: the data, the model's size, where it trains and writes."""
+def header_lines(config, run_dir, trainer, lock):
+    """What a run prints first: the data, the model's size, where it trains and writes, and how
+    it found the folder (a dead run's lock taken over, a run started again)."""
     ranks = trainer.comm.size
     where = f"{ranks} ranks ({config.device})" if ranks > 1 else config.device
     verb = f"Resuming at step {trainer.counters.step}" if config.resume else "Training"
+    notes = []
+    if lock.stale_pid is not None:
+        notes.append(f"note: process {lock.stale_pid} ended without releasing {run_dir}'s lock "
+                     f"(killed?); this run took it over")
+    if config.resume and trainer.saved_step is None:
+        notes.append(f"note: {run_dir} has no last.npz (the run stopped in its first epoch): "
+                     f"starting it again from step 0 with its saved config")
     return [*trainer.data.summary(),
             f"The model has {trainer.model.num_parameters():,} trainable parameters",
-            f"{verb} on {where}; run folder {run_dir}"]
+            *notes, f"{verb} on {where}; run folder {run_dir}"]
 
 
 def run_epochs(trainer, log, run_dir, should_stop):
@@ -83,6 +92,8 @@ def run_epochs(trainer, log, run_dir, should_stop):
     def stopping():   # a signal to any rank stops every rank after the same step
         return trainer.comm.any(should_stop is not None and should_stop(c.step))
 
+    if config.max_steps is not None and c.step >= config.max_steps:
+        return "max_steps"                                    # resumed to average and score only
     while c.epoch < config.epochs:
         if config.patience is not None and c.bad_epochs >= config.patience:
             log.early_stop(c.step, c.epoch, c.bad_epochs, c.best_epoch)
