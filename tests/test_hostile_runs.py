@@ -37,7 +37,7 @@ def test_a_second_run_at_once_is_refused_naming_the_first(tmp_path):
     child = holder(tmp_path)
     try:
         with pytest.raises(RunLockedError, match=rf"{tmp_path} is in use: process {child.pid} is training "
-                                                 rf"into it .*pick another --out"):
+                                                 rf"into it .*another folder"):
             RunLock(tmp_path).acquire()
     finally:
         child.kill()

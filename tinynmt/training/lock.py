@@ -65,7 +65,7 @@ class RunLock:
             os.close(fd)
             who = f"process {holder}" if holder is not None else "another process"
             raise RunLockedError(f"{self.run_dir} is in use: {who} is training into it ({self.path}); "
-                                 f"wait for it to end or stop it, or pick another --out") from None
+                                 f"wait for it to end or stop it (or train into another folder)") from None
         previous = _read_pid(fd)
         self.stale_pid = previous if previous not in (None, os.getpid()) else None
         os.ftruncate(fd, 0)
