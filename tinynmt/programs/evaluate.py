@@ -6,8 +6,9 @@
     python -m tinynmt.evaluate --checkpoint runs/A --checkpoint runs/B --beam 5   # an ensemble
     python -m tinynmt.evaluate --checkpoint runs/RUN --score-reference --output scores.tsv
 
-Several checkpoints (--checkpoint repeated) are decoded and scored as an ensemble (the log of the models' mean
-probability, as in tinynmt.translate); their vocabularies and tokenizers must be the same.
+Several checkpoints (--checkpoint repeated) are decoded and scored as an ensemble (the log of
+the models' mean probability, as in tinynmt.translate); their vocabularies and tokenizers
+must be the same.
 
 Loss: teacher-forced cross-entropy of the references (padding ignored, no label smoothing),
 batched and averaged as training's evaluate() does (the mean of the batch losses, the run's

@@ -15,7 +15,11 @@ end, every --save-every steps, and on Ctrl-C/SIGTERM). With --average-last N it 
 epochNNN.npz for the last N epochs and writes their mean, averaged.npz, at the end; the
 test split is scored once, with whichever of best.npz and averaged.npz validates better.
 --resume takes the run's saved config; only RESUME_OVERRIDES may be changed on the command
-line. Exit status: 0 done, 1 non-finite loss or an I/O failure, 2 bad input (one line
+line. --resume RUN continues whatever a crash left (tinynmt/training/run_folder.py lists the
+states). The folder is locked while the run writes it (RUN/.lock): a second run into it stops
+with one line naming the first's pid; --out into a folder of other files is refused. Every
+flag's value is checked as it is parsed, and a model too big for the memory before the data
+loads. Exit status: 0 done, 1 non-finite loss or an I/O failure, 2 bad input (one line
 `error: ...` on stderr), 130 interrupted (last.npz saved). Under mpiexec every rank stops at
 the same step, rank 0 alone prints and writes, and an error on any rank ends the whole job.
 
