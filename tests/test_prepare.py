@@ -6,10 +6,11 @@ import random
 
 import numpy as np
 import pytest
+import regex
 
 from tinynmt.data import DataConfig, DataError, build_dataset, read_multi30k
 from tinynmt.data.batching import Batches
-from tinynmt.data.corpus import ChunkTable, read_side
+from tinynmt.data.corpus import LINE_MODE_CHARS, ChunkTable, read_side
 from tinynmt.data.prepare import PrepareOptions, prepare_corpus
 from tinynmt.data.prepare_io import load_prepared, save_prepared
 from tinynmt.data.prepared import id_dtype
@@ -86,7 +87,15 @@ def test_tokenizing_chunks_equals_tokenizing_lines(tmp_path):
             for i, line in enumerate(lines):
                 chunks = [keys[k] for k in ids[ends[i] - n_chunks[i]:ends[i]]]
                 got = [w for c in chunks for w in words.tokenize(c.lstrip("\n"))]
+                assert "\0" not in chunks
                 assert got == tokenizer.tokenize(line), (name, lower, line)
+
+
+def test_line_mode_chars_are_the_prepend_class_and_the_odd_spaces():
+    every = "".join(map(chr, range(0x110000)))
+    expected = "".join(regex.findall(r"[\x1c-\x1f\p{Grapheme_Cluster_Break=Prepend}]", every))
+    assert LINE_MODE_CHARS == expected
+    assert [c for c in every if c.isspace() != bool(regex.match(r"\s", c))] == list("\x1c\x1d\x1e\x1f")
 
 
 def test_cleaning_counts_each_reason_once(tmp_path):

@@ -9,7 +9,7 @@ A "chunk" is a run of non-space characters (str.split()). Each distinct chunk is
 once in a ChunkTable, so a line is stored as a few uint32 ids and the tokenizer's regular
 expression and BPE run once per distinct chunk instead of once per line (tokenizing the
 chunks of a line gives the line's tokens; the rare lines where it would not, see
-`_LINE_MODE`, are stored whole as one chunk). Files are read in blocks of BLOCK_BYTES,
+LINE_MODE_CHARS, are stored whole as one chunk). Files are read in blocks of BLOCK_BYTES,
 plain or gzipped (by their first bytes), hashed (SHA-256 of the bytes on disk) on the way.
 
 Lines end at "\\n" (a "\\r" before it is removed), a UTF-8 byte-order mark at the start is
@@ -31,20 +31,23 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
-import regex
 
 from .errors import DataError
 from .textfile import GZIP_MAGIC
 from .tokenize import Tokenizer
 
-BLOCK_BYTES = 1 << 22          # 4 MiB of text per block: ~30,000 lines of 130 characters
+BLOCK_BYTES = 1 << 20          # 1 MiB of text per block (~8,000 lines): its Python strings stay small
 SHOW_INVALID = 5               # invalid lines named (file:line) in messages and the manifest
 _LABEL = re.compile(r"[\w-]+")  # a language label: letters, digits, "_" and "-"
 # Tokenizing a line chunk by chunk equals tokenizing it whole unless it holds a character that
 # str.split() treats as a space but the tokenizer's regex does not (U+001C-U+001F), or a
 # grapheme "Prepend" character, which joins the next character (a space too) into one token.
-_LINE_MODE = regex.compile(r"[\x1c-\x1f\p{Grapheme_Cluster_Break=Prepend}]")
+# Those characters (tests/test_prepare.py checks the list against the regex module's Unicode data):
+LINE_MODE_CHARS = ("\x1c\x1d\x1e\x1f\u0600\u0601\u0602\u0603\u0604\u0605\u06dd\u070f\u0890\u0891\u08e2"
+                   "\u0d4e\U000110bd\U000110cd\U000111c2\U000111c3\U000113d1\U0001193f\U00011941\U00011a84"
+                   "\U00011a85\U00011a86\U00011a87\U00011a88\U00011a89\U00011d46\U00011f02")
 WHOLE_LINE = "\n"              # prefix of a table key that is a whole line (chunks hold no "\n")
+LINE_END = "\0"                # the key that ends a line while a block is split (text has no NUL)
 
 
 def check_label(label: str) -> None:
@@ -74,6 +77,7 @@ class ChunkTable:
         self.lower = tokenizer.lower
         # a missing key gets the next number: the lookup runs in C (map(ids.__getitem__, ...))
         self.ids = defaultdict(itertools.count().__next__)
+        self.ids[LINE_END]                                   # id 0, never stored
         # whitespace tokens are the chunks themselves; otherwise a regex splits each chunk
         self.whole_lines = tokenizer.name != "whitespace"
 
@@ -81,16 +85,26 @@ class ChunkTable:
         return len(self.ids)
 
     def keys(self) -> List[str]:
-        """The chunks in id order."""
+        """The chunks in id order (key 0 is LINE_END, which no line holds)."""
         return list(self.ids)
 
-    def chunk_lists(self, lines: List[str]) -> List[List[str]]:
-        """Each line's chunks (a line that must be tokenized whole is one WHOLE_LINE key)."""
+    def encode(self, text: str) -> Tuple[np.ndarray, np.ndarray]:
+        """Whole lines, each ending in "\\n" -> ((C,) uint32 chunk ids, (L,) int32 chunks per line)."""
         if self.lower:
-            lines = [line.lower() for line in lines]
-        if not self.whole_lines or not _LINE_MODE.search("\n".join(lines)):
-            return [line.split() for line in lines]
-        return [[WHOLE_LINE + line] if _LINE_MODE.search(line) else line.split() for line in lines]
+            text = text.lower()     # as line by line: "\\n" is neither cased nor case-ignorable
+        getitem = self.ids.__getitem__
+        if self.whole_lines and any(c in text for c in LINE_MODE_CHARS):     # rare: line by line
+            chunks = [[WHOLE_LINE + line] if any(c in line for c in LINE_MODE_CHARS) else line.split()
+                      for line in text.split("\n")[:-1]]
+            n_chunks = np.fromiter(map(len, chunks), dtype=np.int32, count=len(chunks))
+            words = itertools.chain.from_iterable(chunks)
+            return np.fromiter(map(getitem, words), dtype=np.uint32, count=int(n_chunks.sum())), n_chunks
+        # one split for the whole block, a LINE_END key after each line: all of it runs in C
+        words = text.replace("\n", f" {LINE_END} ").split()
+        ids = np.fromiter(map(getitem, words), dtype=np.uint32, count=len(words))
+        ends = ids == 0
+        n_chunks = (np.diff(np.flatnonzero(ends), prepend=-1) - 1).astype(np.int32)
+        return ids[~ends], n_chunks
 
 
 def key_text(key: str) -> str:
@@ -153,15 +167,16 @@ class _HashingReader:
             pass
 
 
-def _decode_block(body: bytes, first_line: int, name: str, invalid: List[int]) -> List[str]:
-    """Bytes of whole lines -> lines; a line that is not UTF-8 becomes "" and is listed."""
+def _decode_block(body: bytes, first_line: int, name: str, invalid: List[int]) -> str:
+    """Bytes of whole lines -> their text, "\\r" ends removed; a line that is not UTF-8 becomes ""
+    and is listed."""
     nul = body.find(b"\x00")
     if nul >= 0:
         line = first_line + body.count(b"\n", 0, nul) + 1
         raise DataError(f"{name}: not a text file (a NUL byte on line {line}); expected UTF-8 text, "
                         f"one sentence per line")
     try:
-        lines = body.decode("utf-8").split("\n")
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         lines = []
         for i, raw in enumerate(body.split(b"\n")):
@@ -170,12 +185,13 @@ def _decode_block(body: bytes, first_line: int, name: str, invalid: List[int]) -
             except UnicodeDecodeError:
                 invalid.append(first_line + i)
                 lines.append("")
-    lines.pop()  # body ends with "\n": the last piece is not a line
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+        text = "\n".join(lines)
+    return text.replace("\r\n", "\n") if "\r" in text else text
 
 
-def _line_blocks(stream, name: str, invalid: List[int], limit: Optional[int]) -> Iterator[List[str]]:
-    """Yield the lines of a binary stream in blocks of about BLOCK_BYTES, at most `limit` lines."""
+def _text_blocks(stream, name: str, invalid: List[int], limit: Optional[int]) -> Iterator[Tuple[str, int]]:
+    """Yield (text of whole lines, number of lines) of a binary stream in blocks of about
+    BLOCK_BYTES, at most `limit` lines in all."""
     carry, first_line, at_start = b"", 0, True
     while limit is None or first_line < limit:
         data = stream.read(BLOCK_BYTES)
@@ -191,11 +207,13 @@ def _line_blocks(stream, name: str, invalid: List[int], limit: Optional[int]) ->
         body, carry = buf[:cut], buf[cut:]
         if not body:
             continue
-        lines = _decode_block(body, first_line, name, invalid)
-        if limit is not None:
-            lines = lines[:limit - first_line]
-        first_line += len(lines)
-        yield lines
+        text = _decode_block(body, first_line, name, invalid)
+        n_lines = text.count("\n")
+        if limit is not None and first_line + n_lines > limit:
+            n_lines = limit - first_line
+            text = "".join(line + "\n" for line in text.split("\n", n_lines)[:n_lines])
+        first_line += n_lines
+        yield text, n_lines
         if not data:
             return
 
@@ -214,17 +232,12 @@ def read_side(path, table: ChunkTable, keep_text: bool = False, limit: Optional[
         magic = raw.peek(2)[:2]
         stream = gzip.GzipFile(fileobj=hashing, mode="rb") if magic == GZIP_MAGIC else hashing
         side = SideText(FileInfo(name, size, ""), lines_text=[] if keep_text else None)
-        getitem = table.ids.__getitem__
         try:
-            for lines in _line_blocks(stream, name, side.invalid, limit):
+            for text, n_lines in _text_blocks(stream, name, side.invalid, limit):
                 if keep_text:
-                    side.lines_text.extend(lines)
-                chunks = table.chunk_lists(lines)
-                n_chunks = np.fromiter(map(len, chunks), dtype=np.int32, count=len(chunks))
-                ids = np.fromiter(map(getitem, itertools.chain.from_iterable(chunks)), dtype=np.uint32,
-                                  count=int(n_chunks.sum()))
-                side.blocks.append((ids, n_chunks))
-                side.file.lines += len(lines)
+                    side.lines_text.extend(text.split("\n")[:-1])
+                side.blocks.append(table.encode(text))
+                side.file.lines += n_lines
         except (OSError, EOFError, zlib.error) as err:
             raise DataError(f"{name}: damaged gzip file ({err})") from None
         hashing.drain()
