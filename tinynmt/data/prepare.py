@@ -179,8 +179,11 @@ def test_names(n: int) -> List[str]:
 
 
 def prepare_corpus(src: str, trg: str, train, valid, tests=(), options: Optional[PrepareOptions] = None,
-                   log: Callable[[str], None] = lambda message: None) -> PreparedData:
-    """Read, clean and encode PREFIX.src / PREFIX.trg files of every split (see the module docstring)."""
+                   log: Callable[[str], None] = lambda message: None,
+                   eval_limit: Optional[int] = None) -> PreparedData:
+    """Read, clean and encode PREFIX.src / PREFIX.trg files of every split (see the module docstring).
+
+    eval_limit: read only the first N lines of the val and test files (else options.limit)."""
     options = options or PrepareOptions()
     options.check()
     for label in (src, trg):
@@ -192,8 +195,9 @@ def prepare_corpus(src: str, trg: str, train, valid, tests=(), options: Optional
     words = get_tokenizer("unicode" if options.tokenizer == "bpe" else options.tokenizer, lower=False)
     table = ChunkTable(get_tokenizer(options.tokenizer, lower=options.lower))
     names = ["train", "val", *test_names(len(tests))]
-    splits = [_read_split(n, p, src, trg, table, options.limit, log)
-              for n, p in zip(names, (train, valid, *tests))]
+    limits = [options.limit] + [options.limit if eval_limit is None else eval_limit] * (len(names) - 1)
+    splits = [_read_split(n, p, src, trg, table, limit, log)
+              for n, p, limit in zip(names, (train, valid, *tests), limits)]
     keys = table.keys()
     words_of = (lambda key: words.tokenize(key_text(key)))   # keys are lowercased already
     train_counts = _chunk_counts([splits[0].src, splits[0].trg], len(keys))
