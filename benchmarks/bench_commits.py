@@ -23,8 +23,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.blas_env import clean_env, describe  # noqa: E402
 
-# Runs inside the worktree; uses only APIs every revision has had (and keep_freed_memory where
-# the revision has it, so the step runs with the allocator setting the programs use).
+# Runs inside the worktree; uses only APIs every revision has had, and where the revision has
+# them keep_freed_memory (the allocator setting the programs use) and the optimizer and clip the
+# trainer uses (FlatAdam and its clip; before them tinynmt.optim's Adam was the flat one), so a
+# before/after comparison times the step the trainer runs, not the plain Adam.
 STEP = r"""
 import json, sys, time
 import numpy as np
@@ -32,7 +34,10 @@ import tinynmt
 assert tinynmt.__file__.startswith(sys.argv[2]), tinynmt.__file__
 from tinynmt.backend import Generator
 from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator
-from tinynmt.optim import Adam, clip_grad_norm_
+try:
+    from tinynmt.fast.flat_adam import FlatAdam as Adam, flat_clip_grad_norm_ as clip_grad_norm_
+except ImportError:
+    from tinynmt.optim import Adam, clip_grad_norm_
 keep_freed_memory = lambda: None
 for where in ("tinynmt.fast.cpu", "tinynmt.speed", "tinynmt.backend"):   # newest layout first
     try:   # as the programs and bench.py do, where the revision has it
@@ -50,7 +55,7 @@ opt, crit = Adam(model.parameters(), lr=5e-4), CrossEntropyLoss(ignore_index=1)
 def step(src, trg):
     out, _ = model(src, trg[:, :-1])
     loss = crit(out.reshape(-1, out.shape[-1]), trg[:, 1:].reshape(-1))
-    opt.zero_grad(); loss.backward(); clip_grad_norm_(model.parameters(), 1.0); opt.step()
+    opt.zero_grad(); loss.backward(); clip_grad_norm_(opt.params, 1.0); opt.step()
 for b in batches: step(*b)
 start = time.perf_counter()
 for b in batches: step(*b)
@@ -61,7 +66,7 @@ try:
     pools = [{k: p.get(k) for k in keys} for p in threadpool_info()]
 except ImportError:
     pools = [{"note": "threadpoolctl is not installed (pip install threadpoolctl)"}]
-print(json.dumps({"seconds": seconds, "threadpools": pools}))
+print(json.dumps({"seconds": seconds, "threadpools": pools, "optimizer": type(opt).__name__}))
 """
 
 
@@ -93,7 +98,7 @@ def main():
                            check=True, capture_output=True)
             trees[rev] = tree
         times = {rev: [] for rev in args.revs}
-        pools = {}
+        pools, optimizers = {}, {}
         try:
             for _ in range(args.rounds):
                 for rev, tree in trees.items():
@@ -103,13 +108,14 @@ def main():
                     result = json.loads(out.stdout)
                     times[rev].append(result["seconds"])
                     pools[rev] = result["threadpools"]
+                    optimizers[rev] = result["optimizer"]
         finally:
             for tree in trees.values():
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                                capture_output=True)
     for rev in args.revs:
         print(f"{rev:>12}  {np.median(times[rev]):.4f} s/step, best {min(times[rev]):.4f}  (rounds: "
-              + ", ".join(f"{t:.3f}" for t in times[rev]) + ")")
+              + ", ".join(f"{t:.3f}" for t in times[rev]) + f"; {optimizers[rev]})")
     for line in describe(pools[args.revs[-1]]):
         print(f"thread pool: {line}")
     out = Path(args.out)
@@ -117,7 +123,8 @@ def main():
     out.write_text(json.dumps({"command": " ".join(["python", "benchmarks/bench_commits.py", *sys.argv[1:]]),
                                "date": time.strftime("%Y-%m-%d"), "batches": args.batches,
                                "revisions": {rev: {"median_s": float(np.median(times[rev])), "rounds_s": times[rev],
-                                                   "threadpools": pools[rev]} for rev in args.revs}}, indent=2))
+                                                   "optimizer": optimizers[rev], "threadpools": pools[rev]}
+                                             for rev in args.revs}}, indent=2))
     print(f"wrote {out}")
 
 

@@ -30,10 +30,11 @@ from benchmarks.runners import TorchRunner, median_time  # noqa: E402
 from tinynmt.backend import Generator  # noqa: E402
 from tinynmt.fast.cpu import keep_freed_memory  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
-from tinynmt.training.distributed import init  # noqa: E402
-from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator  # noqa: E402
-from tinynmt.optim import Adam  # noqa: E402
-from tinynmt.training.trainer import shard_batch, train_step  # noqa: E402
+from tinynmt.training.distributed import init, rank_share_loss, shard_batch  # noqa: E402
+from tinynmt.nn import CrossEntropyLoss, build_transformer, set_dropout_generator, teacher_forced_loss  # noqa: E402
+from tinynmt.training.step import train_step  # noqa: E402
+from tinynmt.training.config import Config  # noqa: E402
+from tinynmt.training.trainer import make_after_backward, make_clip, make_optimizer  # noqa: E402
 
 def worker(args):
     """Time the step in this process (one rank of an mpiexec job, or alone); print JSON."""
@@ -57,17 +58,22 @@ def worker(args):
     else:
         model.train()
         set_dropout_generator(model, Generator(1234 if comm.rank == 0 else [1234, comm.rank]))
-        optimizer = Adam(model.parameters(), lr=5e-4)
+        optimizer = make_optimizer(model.parameters(), Config(lr=5e-4))    # what the trainer uses
         criterion = CrossEntropyLoss(ignore_index=PAD_IDX)
-        comm.broadcast_(optimizer.flat_param)
+        for param in model.parameters():
+            comm.broadcast_(param.data)
         shards = [shard_batch(train, idx, comm)[:2] for idx in plan]    # (batch, share)
+        after_backward, clip = make_after_backward(optimizer, comm), make_clip(optimizer)
 
         def one_pass():
             for batch, share in shards:
-                train_step(model, criterion, optimizer, batch.src, batch.trg, 1.0, comm, share)
+                train_step(model, criterion, optimizer, batch.src, batch.trg, 1.0,
+                           loss_fn=rank_share_loss(teacher_forced_loss, share), after_backward=after_backward,
+                           clip_grad_norm=clip)
         comm.barrier()
         step = median_time(one_pass, comm.barrier, args.repeats, 1)
-        buffer = optimizer.flat_grad
+        buffer = optimizer.gather_grads() if hasattr(optimizer, "gather_grads") else \
+            np.concatenate([p.grad.ravel() for p in model.parameters()])   # the vector all-reduced
         result["allreduce_s"] = median_time(lambda: comm.allreduce_(buffer), comm.barrier, 20, 2)
         result["allreduce_mb"] = buffer.nbytes / 1e6
     result.update(step_s=step / len(plan), blas=blas_info())

@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tinynmt.training.checkpoint import load_checkpoint  # noqa: E402
 from tinynmt.training.distributed import SINGLE, init  # noqa: E402
-from tinynmt.training.trainer import Trainer, load_data  # noqa: E402
+from tinynmt.training.build import load_data  # noqa: E402
+from tinynmt.training.trainer import Trainer  # noqa: E402
 
 
 def main(path):

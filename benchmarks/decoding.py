@@ -22,7 +22,7 @@ def decode_timings(engine, runner, data, n_sentences):
         out = {}
         for beam, key in ((1, "greedy_sent_s"), (5, "beam5_sent_s")):
             translator = Translator(runner.model, data.src_vocab, data.trg_vocab, data.tokenizer,
-                                    beam=beam, max_len=MAX_LEN, batch_size=BATCH)
+                                    beam=beam, max_steps=MAX_LEN, batch_size=BATCH)
             start = time.perf_counter()
             translator.translate(lines)
             runner.sync()

@@ -21,7 +21,7 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-import tinynmt.autograd.ops_reduce as ops_reduce  # noqa: E402
+import tinynmt.autograd.ops_matmul as ops_matmul  # noqa: E402
 from benchmarks.runners import TinynmtRunner  # noqa: E402
 from tinynmt.fast.cpu import keep_freed_memory  # noqa: E402
 from tinynmt.data import PAD_IDX, load_dataset  # noqa: E402
@@ -48,8 +48,8 @@ def main():
     args = parser.parse_args()
     keep_freed_memory()
     np.dot = timed(np.dot)                       # ops_nn.Linear calls xp.dot, xp being numpy
-    ops_reduce.MatMul.forward = timed(ops_reduce.MatMul.forward)
-    ops_reduce.MatMul.backward = timed(ops_reduce.MatMul.backward)
+    ops_matmul.MatMul.forward = timed(ops_matmul.MatMul.forward)
+    ops_matmul.MatMul.backward = timed(ops_matmul.MatMul.backward)
     data = load_dataset(progress=False)
     batches = list(data.train.batches(batch_size=64, shuffle=True, seed=1234).epoch(0))[:args.batches]
     model = build_transformer(len(data.src_vocab), len(data.trg_vocab), PAD_IDX, PAD_IDX, seed=1234)

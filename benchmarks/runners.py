@@ -7,8 +7,9 @@ import numpy as np
 from tinynmt import no_grad
 from tinynmt.backend import Generator, synchronize, xp_for
 from tinynmt.nn import CrossEntropyLoss, set_dropout_generator
-from tinynmt.optim import Adam
-from tinynmt.training.trainer import train_step
+from tinynmt.training.config import Config
+from tinynmt.training.trainer import make_clip, make_optimizer
+from tinynmt.training.step import train_step
 
 
 def median_time(fn, sync, repeats, warmup):
@@ -49,7 +50,8 @@ class TinynmtRunner:
         self.name = f"tinynmt-{'numpy' if device == 'cpu' else 'cupy'}"
         self.model = model.to(device)
         set_dropout_generator(self.model, Generator(1234, device))
-        self.optimizer = Adam(self.model.parameters(), lr=lr)
+        self.optimizer = make_optimizer(self.model.parameters(), Config(lr=lr))   # the trainer's
+        self.clip_grad_norm = make_clip(self.optimizer)
         self.criterion = CrossEntropyLoss(ignore_index=pad_idx)
         self.clip = clip
         self.xp = xp_for(device)
@@ -59,7 +61,8 @@ class TinynmtRunner:
 
     def train_step(self, batch):
         self.model.train()
-        return train_step(self.model, self.criterion, self.optimizer, batch.src, batch.trg, self.clip)
+        return train_step(self.model, self.criterion, self.optimizer, batch.src, batch.trg, self.clip,
+                          clip_grad_norm=self.clip_grad_norm)
 
     @no_grad()
     def forward(self, batch):

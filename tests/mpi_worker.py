@@ -13,13 +13,13 @@ import sys
 import numpy as np
 
 from tinynmt.data import PAD_IDX, Batches
-from tinynmt.training.distributed import SINGLE, init
 from tinynmt.nn import CrossEntropyLoss, ModelConfig, build_transformer
-from tinynmt.optim import Adam
-from tinynmt.programs.train import config_from_args
+from tinynmt.programs.train import build_parser, config_from_args
+from tinynmt.training.config import Config
+from tinynmt.training.distributed import SINGLE, init, rank_share_loss, shard_batch
 from tinynmt.training.loop import train
-from tinynmt.programs.train import build_parser
-from tinynmt.training.trainer import shard_batch, train_step
+from tinynmt.training.step import train_step
+from tinynmt.training.trainer import make_after_backward, make_clip, make_loss, make_optimizer
 
 
 def float64_model():
@@ -33,13 +33,19 @@ def float64_model():
 
 
 def step_gradient(comm, batches, idx, rdrop=0.0):
-    """train_step on this rank's share of batch idx -> (flat gradient, norm, weights after Adam)."""
+    """train_step on this rank's share of batch idx, with what Trainer.step gives it (the run's
+    loss scaled by the rank's share, the all-reduce after backward, the trainer's clipping and
+    optimizer) -> (gradient, norm, weights after Adam), the arrays flattened."""
     model = float64_model()
-    optimizer = Adam(model.parameters(), lr=1e-2)
+    optimizer = make_optimizer(model.parameters(), Config(lr=1e-2))   # the trainer's: what it all-reduces
     criterion = CrossEntropyLoss(ignore_index=PAD_IDX, label_smoothing=0.1)
     batch, share, _ = shard_batch(batches, idx, comm)
-    _, norm = train_step(model, criterion, optimizer, batch.src, batch.trg, 1e9, comm, share, rdrop)
-    return optimizer.flat_grad.copy(), float(norm), optimizer.flat_param.copy()
+    _, norm = train_step(model, criterion, optimizer, batch.src, batch.trg, 1e9,
+                         loss_fn=rank_share_loss(make_loss(Config(rdrop=rdrop)), share),
+                         after_backward=make_after_backward(optimizer, comm),
+                         clip_grad_norm=make_clip(optimizer))
+    return (np.concatenate([p.grad.ravel() for p in model.parameters()]), float(norm),
+            np.concatenate([p.data.ravel() for p in model.parameters()]))
 
 
 def grad(comm, rdrop=0.0):

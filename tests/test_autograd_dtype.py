@@ -5,8 +5,17 @@ NumPy 2 promotes `float32_array * np.float64(2)` to float64; a tensor must not.
 import numpy as np
 import pytest
 
+from tinynmt import fast
 from tinynmt.autograd import (Tensor, concatenate, cross_entropy, dropout, embedding, layer_norm, log_softmax, relu, softmax, stack, where)
 from tinynmt.backend import Generator, to_numpy
+
+
+@pytest.fixture(autouse=True, params=["fast", "plain"])
+def engine_path(request):
+    """Every test here runs twice: with the speed corner's tricks (tinynmt/fast/) and without."""
+    with fast.use_fast(request.param == "fast"):
+        yield request.param
+
 
 F64 = np.float64(1.5)
 EYE = np.eye(2, 3, dtype=bool)

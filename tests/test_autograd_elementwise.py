@@ -6,8 +6,16 @@ and divisors on positive values.
 import numpy as np
 import pytest
 
+from tinynmt import fast
 from tinynmt.autograd import Tensor, gradcheck, relu, where
 from tinynmt.backend import to_numpy
+
+
+@pytest.fixture(autouse=True, params=["fast", "plain"])
+def engine_path(request):
+    """Every test here runs twice: with the speed corner's tricks (tinynmt/fast/) and without."""
+    with fast.use_fast(request.param == "fast"):
+        yield request.param
 
 
 def sample(rng, shape, domain):

@@ -6,9 +6,16 @@ import weakref
 import numpy as np
 import pytest
 
-from tinynmt import Tensor, no_grad, tensor
+from tinynmt import Tensor, fast, no_grad, tensor
 from tinynmt.autograd import Function, is_grad_enabled, layer_norm
 from tinynmt.backend import BackendError, to_numpy
+
+
+@pytest.fixture(autouse=True, params=["fast", "plain"])
+def engine_path(request):
+    """Every test here runs twice: with the speed corner's tricks (tinynmt/fast/) and without."""
+    with fast.use_fast(request.param == "fast"):
+        yield request.param
 
 
 # ----- accumulation

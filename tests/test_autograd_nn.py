@@ -2,8 +2,16 @@
 import numpy as np
 import pytest
 
+from tinynmt import fast
 from tinynmt.autograd import (Tensor, cross_entropy, dropout, embedding, gradcheck, layer_norm, log_softmax, softmax)
 from tinynmt.backend import Generator, to_numpy
+
+
+@pytest.fixture(autouse=True, params=["fast", "plain"])
+def engine_path(request):
+    """Every test here runs twice: with the speed corner's tricks (tinynmt/fast/) and without."""
+    with fast.use_fast(request.param == "fast"):
+        yield request.param
 
 
 def np_log_softmax(a, axis):

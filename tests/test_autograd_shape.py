@@ -2,8 +2,16 @@
 import numpy as np
 import pytest
 
+from tinynmt import fast
 from tinynmt.autograd import Tensor, concatenate, gradcheck, stack
 from tinynmt.backend import to_numpy
+
+
+@pytest.fixture(autouse=True, params=["fast", "plain"])
+def engine_path(request):
+    """Every test here runs twice: with the speed corner's tricks (tinynmt/fast/) and without."""
+    with fast.use_fast(request.param == "fast"):
+        yield request.param
 
 
 def check(op, formula, arrays, leaf):

@@ -5,8 +5,15 @@ import sys
 import numpy as np
 import pytest
 
-from tinynmt import backend
+from tinynmt import backend, fast
 from tinynmt.backend import (BackendError, Generator, check_device, device_of, get_array_module, index_add, scatter_add_rows, to_device, to_numpy, xp_for)
+
+
+@pytest.fixture(autouse=True, params=["fast", "plain"])
+def engine_path(request):
+    """Every test here runs twice: with the speed corner's tricks (tinynmt/fast/) and without."""
+    with fast.use_fast(request.param == "fast"):
+        yield request.param
 
 
 @pytest.fixture
@@ -91,6 +98,18 @@ def test_generator_state_survives_json_into_a_new_generator():
     np.testing.assert_array_equal(other.random((8,)), expected)
 
 
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5])
+def test_generator_keep_mask_keeps_one_minus_p_and_follows_the_state(p):
+    gen = Generator(5)
+    state = gen.get_state()
+    mask = gen.keep_mask((300, 400), p)
+    assert mask.shape == (300, 400) and mask.dtype == bool
+    assert abs(mask.mean() - (1 - p)) < 0.005                # 120,000 draws: sd < 0.0015
+    assert not np.array_equal(gen.keep_mask((300, 400), 0.5), gen.keep_mask((300, 400), 0.5))
+    gen.set_state(state)
+    np.testing.assert_array_equal(gen.keep_mask((300, 400), p), mask)
+
+
 def test_generator_unknown_device_errors():
     with pytest.raises(BackendError, match="unknown device"):
         Generator(0, device="tpu")
@@ -162,4 +181,5 @@ def test_keep_freed_memory_applies_on_glibc():
     from tinynmt.fast.cpu import keep_freed_memory
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("glibc only")
-    assert keep_freed_memory() is True
+    with fast.use_fast(True):
+        assert keep_freed_memory() is True

@@ -74,7 +74,7 @@ def test_optimizer_state_loads_back_into_adam(trained):
     optimizer = Adam(ckpt.model.parameters(), lr=0.5)
     optimizer.load_state_dict(ckpt.optimizer_state)
     assert optimizer.t == 2 and optimizer.lr == 1e-2
-    assert np.array_equal(optimizer.m, trained["optimizer"].m)
+    assert np.array_equal(optimizer.state_dict()["m"], trained["optimizer"].state_dict()["m"])
 
 
 def test_without_optimizer_and_read_config(trained, tmp_path):

@@ -30,7 +30,8 @@ from tinynmt.training.checkpoint import load_checkpoint
 from tinynmt.training.config import Config
 from tinynmt.data import EOS_IDX
 from tinynmt.decoding import Ensemble, beam_search, greedy_search, reference_log_probs
-from tinynmt.training.trainer import Trainer, load_data
+from tinynmt.training.build import load_data
+from tinynmt.training.trainer import Trainer
 
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed: nothing to check the calls against")
 
@@ -175,8 +176,8 @@ def test_greedy_and_beam_decoding_call_only_cupy(log, data, tmp_path):
     model.decoder.fc_out.bias.data[EOS_IDX] += 2     # some sentences end early: the batch shrinks
     batches = data.test.batches(batch_size=8)
     src = batches.make_batch(batches.plan(0)[0]).src
-    greedy = greedy_search(model, src, max_len=10)
-    beam = beam_search(model, src, beam=3, max_len=10)
+    greedy = greedy_search(model, src, max_steps=10)
+    beam = beam_search(model, src, beam=3, max_steps=10)
     assert len(greedy) == len(beam) == src.shape[0]
     assert len({len(t) for t in greedy.tokens}) > 1, "every sentence ended at the same step"
     assert log.scalar_uploads == [], "decoding copied Python numbers to the device at each step"
@@ -191,8 +192,8 @@ def test_ensemble_nbest_and_reference_scores_call_only_cupy(log, data, tmp_path)
     batches = data.test.batches(batch_size=8)
     batch = batches.make_batch(batches.plan(0)[0])
     ensemble = Ensemble([model, other])
-    greedy = greedy_search(ensemble, batch.src, max_len=10)
-    beam = beam_search(ensemble, batch.src, beam=3, max_len=10, nbest=2)
+    greedy = greedy_search(ensemble, batch.src, max_steps=10)
+    beam = beam_search(ensemble, batch.src, beam=3, max_steps=10, nbest=2)
     assert len(beam) == 2 * len(greedy) == 2 * batch.src.shape[0]
     assert reference_log_probs(ensemble, batch.src, batch.trg).shape == batch.trg[:, 1:].shape
     assert log.scalar_uploads == [], "decoding copied Python numbers to the device at each step"

@@ -44,10 +44,10 @@ def next_log_probs(model, src_row, prefixes):
     return log_probs
 
 
-def reference_greedy(model, src_row, max_len, lenpen=1.0):
+def reference_greedy(model, src_row, max_steps, lenpen=1.0):
     """The tutorial's loop: rerun the whole decoder on the prefix every step."""
     trg, total = [SOS_IDX], np.float32(0)
-    for _ in range(max_len):
+    for _ in range(max_steps):
         log_probs = next_log_probs(model, src_row, [trg])[0]
         token = int(log_probs.argmax())
         total += log_probs[token]
@@ -80,15 +80,15 @@ def sources():
 
 def test_cached_greedy_matches_full_recomputation(model, sources):
     src, rows = sources
-    hyps = greedy_search(model, src, max_len=15)
+    hyps = greedy_search(model, src, max_steps=15)
     finished = []
     for i, row in enumerate(rows):
-        tokens, score, done = reference_greedy(model, row, max_len=15)
+        tokens, score, done = reference_greedy(model, row, max_steps=15)
         assert hyps.tokens[i] == tokens, f"sentence {i}"
         assert hyps.finished[i] == done
         np.testing.assert_allclose(hyps.scores[i], score, rtol=1e-5)
         finished.append(done)
-    # both ways of stopping are exercised: <eos>, and running out of max_len
+    # both ways of stopping are exercised: <eos>, and running out of max_steps
     assert any(finished) and not all(finished)
     assert all(len(t) == 15 for t, f in zip(hyps.tokens, finished) if not f)
 
@@ -96,8 +96,8 @@ def test_cached_greedy_matches_full_recomputation(model, sources):
 def test_beam_one_is_greedy(model, sources):
     src, _ = sources
     for lenpen in (0.0, 1.0):
-        greedy = greedy_search(model, src, max_len=15, lenpen=lenpen)
-        beam = beam_search(model, src, beam=1, max_len=15, lenpen=lenpen)
+        greedy = greedy_search(model, src, max_steps=15, lenpen=lenpen)
+        beam = beam_search(model, src, beam=1, max_steps=15, lenpen=lenpen)
         assert beam.tokens == greedy.tokens
         np.testing.assert_array_equal(beam.finished, greedy.finished)
         np.testing.assert_allclose(beam.scores, greedy.scores, rtol=1e-5)
@@ -106,17 +106,17 @@ def test_beam_one_is_greedy(model, sources):
 @pytest.mark.parametrize("beam", [1, 3])
 def test_batched_equals_one_by_one(model, sources, beam):
     src, rows = sources
-    batched = beam_search(model, src, beam=beam, max_len=12) if beam > 1 else greedy_search(model, src, max_len=12)
+    batched = beam_search(model, src, beam=beam, max_steps=12) if beam > 1 else greedy_search(model, src, max_steps=12)
     for i, row in enumerate(rows):
-        one = (beam_search(model, np.array([row]), beam=beam, max_len=12) if beam > 1
-               else greedy_search(model, np.array([row]), max_len=12))
+        one = (beam_search(model, np.array([row]), beam=beam, max_steps=12) if beam > 1
+               else greedy_search(model, np.array([row]), max_steps=12))
         assert batched.tokens[i] == one.tokens[0], f"sentence {i}"
         np.testing.assert_allclose(batched.scores[i], one.scores[0], rtol=1e-5)
 
 
 def test_beam_scores_are_the_model_scores(model, sources):
     src, rows = sources
-    hyps = beam_search(model, src, beam=4, max_len=10, lenpen=1.0)
+    hyps = beam_search(model, src, beam=4, max_steps=10, lenpen=1.0)
     for i, row in enumerate(rows):
         seq = hyps.tokens[i] + ([EOS_IDX] if hyps.finished[i] else [])
         np.testing.assert_allclose(hyps.scores[i], sequence_scores(model, row, [seq], 1.0)[0], rtol=1e-5)
@@ -127,7 +127,7 @@ BRUTE_MAX_LEN, BRUTE_WORDS = 4, [0, 4, 5]  # trg ids that may be generated besid
 
 @pytest.fixture(scope="module")
 def brute_force():
-    """Trg vocabulary of 6 (4 specials + 2 words), max_len 4: every possible output (121) and,
+    """Trg vocabulary of 6 (4 specials + 2 words), max_steps 4: every possible output (121) and,
     per sentence, the exact log-probs after every possible prefix (40 prefixes, 4 passes)."""
     model = tiny_model(trg_vocab=6, eos_bias=0.5, seed=11)
     src, rows = random_sources(3, 23, np.random.default_rng(5))
@@ -149,8 +149,8 @@ def test_wide_beam_finds_the_best_sequence(brute_force, lenpen):
     """A beam of 128 keeps all 121 outputs, so beam search must return the exact best."""
     model, src, tables, outputs = brute_force
     assert len(outputs) == 121
-    hyps = beam_search(model, src, beam=128, max_len=BRUTE_MAX_LEN, lenpen=lenpen)
-    greedy = greedy_search(model, src, max_len=BRUTE_MAX_LEN, lenpen=lenpen)
+    hyps = beam_search(model, src, beam=128, max_steps=BRUTE_MAX_LEN, lenpen=lenpen)
+    greedy = greedy_search(model, src, max_steps=BRUTE_MAX_LEN, lenpen=lenpen)
     beaten = 0
     for i, table in enumerate(tables):
         scores = np.array([np.sum(np.float32([table[tuple(seq[:j])][seq[j]] for j in range(len(seq))]))
@@ -166,7 +166,7 @@ def test_wide_beam_finds_the_best_sequence(brute_force, lenpen):
 def test_wide_beam_nbest_is_the_exact_best_in_order(brute_force):
     """Beam 128 keeps all 121 outputs: its 10-best list is the 10 best by score, best first."""
     model, src, tables, outputs = brute_force
-    hyps = beam_search(model, src, beam=128, max_len=BRUTE_MAX_LEN, lenpen=1.0, nbest=10)
+    hyps = beam_search(model, src, beam=128, max_steps=BRUTE_MAX_LEN, lenpen=1.0, nbest=10)
     assert len(hyps) == 3 * 10
     for i, table in enumerate(tables):
         scores = np.array([np.sum(np.float32([table[tuple(seq[:j])][seq[j]] for j in range(len(seq))])) / len(seq)
@@ -179,8 +179,8 @@ def test_wide_beam_nbest_is_the_exact_best_in_order(brute_force):
 
 def test_nbest_rows_are_distinct_real_outputs_best_first(model, sources):
     src, rows = sources
-    one = beam_search(model, src, beam=4, max_len=10)
-    hyps = beam_search(model, src, beam=4, max_len=10, nbest=3)
+    one = beam_search(model, src, beam=4, max_steps=10)
+    hyps = beam_search(model, src, beam=4, max_steps=10, nbest=3)
     assert len(hyps) == 3 * len(rows)
     for i, row in enumerate(rows):
         block = range(3 * i, 3 * i + 3)
@@ -204,8 +204,8 @@ def test_beam_scores_at_least_greedy(model, sources):
     would score better), but what these seeded sentences must show with lenpen 0 (the
     exhaustive test above covers the rest); every hypothesis is a real output."""
     src, _ = sources
-    greedy = greedy_search(model, src, max_len=12, lenpen=0.0)
-    beam = beam_search(model, src, beam=4, max_len=12, lenpen=0.0)
+    greedy = greedy_search(model, src, max_steps=12, lenpen=0.0)
+    beam = beam_search(model, src, beam=4, max_steps=12, lenpen=0.0)
     assert np.all(np.isfinite(beam.scores))
     assert np.all(beam.scores >= greedy.scores - 1e-6)
     assert np.any(beam.scores > greedy.scores + 1e-6)
@@ -216,14 +216,14 @@ def test_beam_scores_at_least_greedy(model, sources):
 def test_decoding_restores_training_mode(sources):
     model = tiny_model().train()
     src, _ = sources
-    greedy_search(model, src[:2], max_len=3)
-    beam_search(model, src[:2], beam=2, max_len=3)
+    greedy_search(model, src[:2], max_steps=3)
+    beam_search(model, src[:2], beam=2, max_steps=3)
     assert all(m.training for m in model.modules())
 
 
-def test_max_len_beyond_positions_is_an_error(model, sources):
-    with pytest.raises(ValueError, match="max_len"):
-        greedy_search(model, sources[0], max_len=model.decoder.max_length + 1)
+def test_max_steps_beyond_positions_is_an_error(model, sources):
+    with pytest.raises(ValueError, match="max_steps"):
+        greedy_search(model, sources[0], max_steps=model.decoder.max_length + 1)
 
 
 @pytest.mark.gpu
@@ -232,8 +232,8 @@ def test_cupy_decodes_like_numpy(sources):
     cpu = tiny_model()
     gpu = tiny_model().to("cuda")
     for beam in (1, 3):
-        a = beam_search(cpu, src, beam=beam, max_len=12) if beam > 1 else greedy_search(cpu, src, max_len=12)
-        b = beam_search(gpu, src, beam=beam, max_len=12) if beam > 1 else greedy_search(gpu, src, max_len=12)
+        a = beam_search(cpu, src, beam=beam, max_steps=12) if beam > 1 else greedy_search(cpu, src, max_steps=12)
+        b = beam_search(gpu, src, beam=beam, max_steps=12) if beam > 1 else greedy_search(gpu, src, max_steps=12)
         assert a.tokens == b.tokens
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-4)
 

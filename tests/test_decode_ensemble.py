@@ -43,7 +43,7 @@ def sources():
 
 
 def decode(model, src, beam, **options):
-    return search(model, src, beam=beam, max_len=12, **options)
+    return search(model, src, beam=beam, max_steps=12, **options)
 
 
 @pytest.mark.parametrize("beam", [1, 3])
@@ -65,8 +65,8 @@ def test_a_model_with_itself_decodes_as_the_model(models, sources, beam):
 
 def test_two_models_greedy_follows_the_mean_of_probabilities(models, sources):
     src, rows = sources
-    hyps = greedy_search(Ensemble(models), src, max_len=12)
-    singles = [greedy_search(m, src, max_len=12) for m in models]
+    hyps = greedy_search(Ensemble(models), src, max_steps=12)
+    singles = [greedy_search(m, src, max_steps=12) for m in models]
     assert hyps.tokens != singles[0].tokens and hyps.tokens != singles[1].tokens  # a third opinion
     for i, row in enumerate(rows):
         trg, total = [SOS_IDX], 0.0
@@ -83,20 +83,20 @@ def test_two_models_greedy_follows_the_mean_of_probabilities(models, sources):
 
 def test_two_models_beam_scores_are_the_ensemble_scores(models, sources):
     src, rows = sources
-    hyps = beam_search(Ensemble(models), src, beam=4, max_len=10, lenpen=1.0, nbest=2)
+    hyps = beam_search(Ensemble(models), src, beam=4, max_steps=10, lenpen=1.0, nbest=2)
     for r, (tokens, score, finished) in enumerate(zip(hyps.tokens, hyps.scores, hyps.finished)):
         seq = tokens + ([EOS_IDX] if finished else [])
         np.testing.assert_allclose(score, ensemble_sequence_score(models, rows[r // 2], seq, 1.0), rtol=1e-5)
 
 
 def test_a_wide_beam_finds_the_ensembles_best_sequences():
-    """Vocabulary of 6, max_len 4: beam 128 keeps all 121 outputs, so the ensemble's 5 best
+    """Vocabulary of 6, max_steps 4: beam 128 keeps all 121 outputs, so the ensemble's 5 best
     (by the formula, computed for every output) must come back in order."""
     models = [tiny_model(trg_vocab=6, eos_bias=0.5, seed=s) for s in (11, 12)]
     src, rows = random_sources(2, 23, np.random.default_rng(6))
     prefixes = [list(p) for k in range(BRUTE_MAX_LEN) for p in itertools.product(BRUTE_WORDS, repeat=k)]
     outputs = [p + [EOS_IDX] for p in prefixes] + [list(s) for s in itertools.product(BRUTE_WORDS, repeat=4)]
-    hyps = beam_search(Ensemble(models), src, beam=128, max_len=BRUTE_MAX_LEN, lenpen=1.0, nbest=5)
+    hyps = beam_search(Ensemble(models), src, beam=128, max_steps=BRUTE_MAX_LEN, lenpen=1.0, nbest=5)
     for i, row in enumerate(rows):
         table = {}
         for k in range(BRUTE_MAX_LEN):
@@ -129,7 +129,7 @@ def test_ensembles_must_share_vocabularies_and_take_the_shortest_positions():
 
 def test_decoding_an_ensemble_restores_each_models_mode(sources):
     a, b = tiny_model().train(), tiny_model().eval()
-    greedy_search(Ensemble([a, b]), sources[0][:2], max_len=3)
+    greedy_search(Ensemble([a, b]), sources[0][:2], max_steps=3)
     assert all(m.training for m in a.modules()) and not any(m.training for m in b.modules())
 
 

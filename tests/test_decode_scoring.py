@@ -27,7 +27,7 @@ def pairs():
 @no_grad()
 def incremental_log_probs(model, src_row, trg_row):
     """Log-prob of each token of trg_row[1:], fed one step at a time to the cached decoder."""
-    state = IncrementalDecoder(model.eval(), np.array([src_row]), max_len=len(trg_row) - 1)
+    state = IncrementalDecoder(model.eval(), np.array([src_row]), capacity=len(trg_row) - 1)
     out = []
     for t in range(len(trg_row) - 1):
         log_probs, _ = state.step(np.array([trg_row[t]]))          # (1, V)

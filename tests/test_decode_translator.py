@@ -17,7 +17,7 @@ def setup():
     model = build_transformer(len(src_vocab), len(trg_vocab), PAD_IDX, PAD_IDX, ModelConfig(
         hid_dim=32, enc_layers=2, dec_layers=2, enc_heads=4, dec_heads=4, enc_pf_dim=48, dec_pf_dim=48,
         max_length=12), seed=3)
-    model.decoder.fc_out.bias.data[EOS_IDX] += 1.5  # some outputs end early, some run to max_len
+    model.decoder.fc_out.bias.data[EOS_IDX] += 1.5  # some outputs end early, some run to max_steps
     return model.eval(), src_vocab, trg_vocab, get_tokenizer("whitespace", lower=True)
 
 
@@ -29,7 +29,7 @@ SENTENCES = ["Ein Mann schläft.", "", "zwei kinder spielen im park .", "   ", "
 def test_translator_keeps_order_and_lines(setup, beam):
     model, src_vocab, trg_vocab, tok = setup
     warnings = []
-    translator = Translator(model, src_vocab, trg_vocab, tok, beam=beam, max_len=9, batch_size=2,
+    translator = Translator(model, src_vocab, trg_vocab, tok, beam=beam, max_steps=9, batch_size=2,
                             warn=warnings.append)
     records = translator.translations(SENTENCES)
     assert len(records) == len(SENTENCES)
@@ -39,7 +39,7 @@ def test_translator_keeps_order_and_lines(setup, beam):
             continue
         # each sentence alone gives what it gave in the sorted, batched run
         src = np.array([record.src_ids])
-        alone = beam_search(model, src, beam=beam, max_len=9) if beam > 1 else greedy_search(model, src, max_len=9)
+        alone = beam_search(model, src, beam=beam, max_steps=9) if beam > 1 else greedy_search(model, src, max_steps=9)
         assert record.ids == alone.tokens[0]
         assert record.tokens == trg_vocab.decode(alone.tokens[0])
         assert record.text == tok.detokenize(record.tokens)
@@ -55,9 +55,9 @@ def test_translator_keeps_order_and_lines(setup, beam):
 
 def test_translator_nbest_lists(setup):
     model, src_vocab, trg_vocab, tok = setup
-    best = Translator(model, src_vocab, trg_vocab, tok, beam=4, max_len=9, batch_size=3,
+    best = Translator(model, src_vocab, trg_vocab, tok, beam=4, max_steps=9, batch_size=3,
                       warn=lambda m: None).translations(SENTENCES)
-    records = Translator(model, src_vocab, trg_vocab, tok, beam=4, max_len=9, batch_size=3, nbest=3,
+    records = Translator(model, src_vocab, trg_vocab, tok, beam=4, max_steps=9, batch_size=3, nbest=3,
                          warn=lambda m: None).translations(SENTENCES)
     for sentence, one, record in zip(SENTENCES, best, records):
         if not sentence.strip():
@@ -67,7 +67,7 @@ def test_translator_nbest_lists(setup):
         assert [h.score for h in record.nbest] == sorted((h.score for h in record.nbest), reverse=True)
         assert record.nbest[0].score == record.score and record.nbest[0].text == record.text
         src = np.array([record.src_ids])
-        alone = beam_search(model, src, beam=4, max_len=9, nbest=3)
+        alone = beam_search(model, src, beam=4, max_steps=9, nbest=3)
         assert [h.ids for h in record.nbest] == alone.tokens
         assert [h.text for h in record.nbest] == [tok.detokenize(trg_vocab.decode(t)) for t in alone.tokens]
     with pytest.raises(ValueError, match="nbest"):
@@ -77,7 +77,7 @@ def test_translator_nbest_lists(setup):
 def test_translate_sentence_attention(setup):
     model, src_vocab, trg_vocab, tok = setup
     tokens, attention = translate_sentence(model, "ein mann schläft im park .", src_vocab, trg_vocab, tok, max_len=9)
-    hyps = greedy_search(model, np.array([[2, *src_vocab.encode("ein mann schläft im park .".split()), 3]]), max_len=9)
+    hyps = greedy_search(model, np.array([[2, *src_vocab.encode("ein mann schläft im park .".split()), 3]]), max_steps=9)
     assert tokens == trg_vocab.decode(hyps.tokens[0])
     assert "<eos>" not in tokens and "<sos>" not in tokens
     rows = len(tokens) + int(hyps.finished[0])
@@ -115,7 +115,7 @@ def test_plot_attention_writes_png(setup, tmp_path):
 
 def test_translator_rejects_bad_settings(setup):
     model, src_vocab, trg_vocab, tok = setup
-    with pytest.raises(ValueError, match="max_len"):
-        Translator(model, src_vocab, trg_vocab, tok, max_len=13)
+    with pytest.raises(ValueError, match="max_steps"):
+        Translator(model, src_vocab, trg_vocab, tok, max_steps=13)
     with pytest.raises(ValueError, match="beam"):
         Translator(model, src_vocab, trg_vocab, tok, beam=0)

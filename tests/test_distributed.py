@@ -101,7 +101,7 @@ class FakeWorld(distributed.SingleProcess):
 
 
 def test_shards_cover_the_batch_once_and_an_empty_rank_reruns_a_row_with_weight_zero():
-    from tinynmt.training.trainer import shard_batch
+    from tinynmt.training.distributed import shard_batch
     src = [[2, 5, 3], [2, 5, 6, 3], [2, 3], [2, 7, 7, 7, 3], [2, 8, 3]]
     trg = [[2, 4, 4, 3], [2, 3], [2, 9, 3], [2, 4, 3], [2, 4, 4, 4, 4, 3]]
     batches = Batches(src, trg, batch_size=5)

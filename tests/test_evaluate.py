@@ -43,7 +43,7 @@ def files(run_dir, tmp_path_factory):
     """Source file and references made from the model's own output, changed so that BLEU is
     neither 0 nor 100 and lowercasing matters (capitalised first words, dropped words)."""
     ckpt = load_checkpoint(run_dir)
-    hyps = Translator(ckpt.model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, max_len=9).translate(SOURCES)
+    hyps = Translator(ckpt.model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, max_steps=9).translate(SOURCES)
     refs = []
     for i, hyp in enumerate(hyps):
         words = hyp.split() or ["nothing"]
@@ -89,12 +89,12 @@ def test_evaluate_bleu_function(run_dir, files):
     src, ref, hyps, refs = files
     ckpt = load_checkpoint(run_dir)
     args = (ckpt.model, SOURCES, refs, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer)
-    score, got, seconds = evaluate_bleu(*args, max_len=9)
+    score, got, seconds = evaluate_bleu(*args, max_steps=9)
     assert got == hyps and seconds > 0
     assert score.signature.startswith("nrefs:1|case:lc|")
-    cased, _, _ = evaluate_bleu(*args, max_len=9, lowercase=False)
+    cased, _, _ = evaluate_bleu(*args, max_steps=9, lowercase=False)
     assert cased.score < score.score
-    beam, beam_hyps, _ = evaluate_bleu(*args, max_len=9, beam=3, batch_size=4)
+    beam, beam_hyps, _ = evaluate_bleu(*args, max_steps=9, beam=3, batch_size=4)
     assert len(beam_hyps) == len(SOURCES) and beam_hyps[5] == ""
 
 

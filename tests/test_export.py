@@ -47,7 +47,7 @@ def make_checkpoint(path, tie=False, share=False, **changes):
 
 def translations(path):
     ckpt = load_checkpoint(path)
-    translator = Translator(ckpt.model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, max_len=10,
+    translator = Translator(ckpt.model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, max_steps=10,
                             warn=lambda m: None)
     return translator.translate(LINES)
 

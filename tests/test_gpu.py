@@ -15,8 +15,9 @@ from tinynmt.decoding import search
 from tinynmt.nn import CrossEntropyLoss, Parameter, build_transformer
 from tinynmt.optim import Adam, clip_grad_norm_
 from tinynmt.training.run_folder import resume_config
+from tinynmt.training.build import load_data
 from tinynmt.training.loop import train
-from tinynmt.training.trainer import load_data, train_step
+from tinynmt.training.step import train_step
 
 from tiny_runs import TINY, records
 
@@ -109,7 +110,7 @@ def test_adam_and_clipping_on_cuda_match_the_cpu(rng):
                 p.grad[...] = to_device(g, device)
             norms.append(float(to_numpy(clip_grad_norm_(params, 1.0))))
             optimizer.step()
-        results[device] = norms, [to_numpy(p.data) for p in params], to_numpy(optimizer.m)
+        results[device] = norms, [to_numpy(p.data) for p in params], optimizer.state_dict()["m"]
     np.testing.assert_allclose(results["cuda"][0], results["cpu"][0], rtol=1e-5)
     for gpu, cpu in zip(results["cuda"][1], results["cpu"][1]):
         np.testing.assert_allclose(gpu, cpu, atol=1e-6, rtol=1e-5)
@@ -123,7 +124,7 @@ def test_decoding_on_cuda_gives_the_cpus_tokens(data, beam):
     for device in ("cpu", "cuda"):
         model = tiny_model(data, device)
         model.decoder.fc_out.bias.data[EOS_IDX] += 2      # sentences end at different steps
-        hyps[device] = search(model, src, beam=beam, max_len=12)    # greedy for beam 1
+        hyps[device] = search(model, src, beam=beam, max_steps=12)    # greedy for beam 1
     assert hyps["cuda"].tokens == hyps["cpu"].tokens
     np.testing.assert_array_equal(hyps["cuda"].finished, hyps["cpu"].finished)
     np.testing.assert_allclose(hyps["cuda"].scores, hyps["cpu"].scores, **TOL)

@@ -1,9 +1,10 @@
-"""The key/value cache as an argument of the model's own layers (tinynmt/decoding/cache.py).
+"""The two key/value caches of decoding (tinynmt/decoding/cache.py), against recomputation.
 
-Fed one target position at a time with a cache, `DecoderLayer` and `Decoder` must give what
-their full causal forward gives at that position; a cross-attention cache with beams must
-give what plain attention over keys/values repeated per beam gives; `select` must leave a
-cache that goes on as if its rows had been decoded in that order from the start.
+A SelfAttentionCache fed one position at a time must give what the layer's causal forward
+over the whole sequence gives at that position; after `select(rows)` it must go on as if
+those rows had been decoded in that order from the start. A CrossAttentionCache with beams
+(keys/values one per sentence, a sentence's beams as its extra query positions) must give
+what plain attention over keys/values repeated per beam gives.
 
 Legend: N sentences, R rows (N * beams), S source length, T target length, D hidden,
 H heads, V vocabulary.
@@ -14,10 +15,10 @@ import pytest
 from tinynmt import no_grad
 from tinynmt.autograd import Tensor
 from tinynmt.backend import to_numpy
-from tinynmt.nn import Decoder, DecoderLayer, MultiHeadAttentionLayer
-from tinynmt.decoding.cache import DecoderCache, KVCache
+from tinynmt.decoding.cache import CrossAttentionCache, SelfAttentionCache
+from tinynmt.nn import MultiHeadAttentionLayer
 
-D, H, P, V = 16, 4, 24, 11
+D, H = 16, 4
 
 
 def device(xp):
@@ -39,106 +40,110 @@ def floats(xp, rng, *shape):
 
 
 def close(a, b):
-    np.testing.assert_allclose(to_numpy(a.data), to_numpy(b.data), rtol=1e-5, atol=1e-6)
+    a, b = (x.data if isinstance(x, Tensor) else x for x in (a, b))
+    np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-5, atol=1e-6)
+
+
+def attention_layer(xp):
+    """Eval mode: its attention dropout (0.3 here) is off, as when decoding."""
+    return MultiHeadAttentionLayer(D, H, 0.3).to(device(xp)).eval()
 
 
 @no_grad()
-def test_decoder_layer_one_position_at_a_time_equals_the_causal_forward(xp, rng):
-    layer = DecoderLayer(D, H, P, 0.1).to(device(xp)).eval()
-    trg, enc_src = floats(xp, rng, 3, 5, D), floats(xp, rng, 3, 6, D)   # (B, T, D), (B, S, D)
-    src_mask = padding_mask(xp, [6, 4, 2], 6)                            # (B, 1, 1, S)
-    full, full_attention = layer(trg, enc_src, causal(xp, 5), src_mask)  # (B, T, D), (B, H, T, S)
-    cache = (KVCache.self_attention(max_len=5), KVCache.cross_attention())
+def test_self_attention_one_position_at_a_time_equals_the_causal_forward(xp, rng):
+    layer = attention_layer(xp)
+    x = floats(xp, rng, 3, 5, D)                                         # (B, T, D)
+    full, full_weights = layer(x, x, x, causal(xp, 5))                   # (B, T, D), (B, H, T, T)
+    cache = SelfAttentionCache(capacity=5)
     for t in range(5):
-        out, attention = layer(trg[:, t:t + 1], enc_src, None, src_mask, cache)  # (B, 1, D), (B, H, 1, S)
+        out, weights = cache.attend(layer, x[:, t:t + 1])                # (B, 1, D), (B, H, 1, t+1)
+        assert cache.length == t + 1 and weights.shape == (3, H, 1, t + 1)
         close(out, full[:, t:t + 1])
-        close(attention, full_attention[:, :, t:t + 1])
-    assert cache[0].length == 5
+        close(weights, full_weights[:, :, t:t + 1, :t + 1])
 
 
 @no_grad()
-def test_decoder_one_position_at_a_time_equals_the_causal_forward(xp, rng):
-    decoder = Decoder(V, D, 2, H, P, 0.1, max_length=7).to(device(xp)).eval()
-    trg = xp.asarray(rng.integers(0, V, (3, 6)))                         # (B, T)
-    enc_src, src_mask = floats(xp, rng, 3, 4, D), padding_mask(xp, [4, 2, 3], 4)
-    logits, attention = decoder(trg, enc_src, causal(xp, 6), src_mask)   # (B, T, V), (B, H, T, S)
-    cache = DecoderCache(n_layers=2, max_len=6)
-    for t in range(6):
-        assert cache.length == t
-        step_logits, step_attention = decoder(trg[:, t:t + 1], enc_src, None, src_mask, cache)
-        close(step_logits, logits[:, t:t + 1])
-        close(step_attention, attention[:, :, t:t + 1])
+def test_append_keeps_every_position_so_far(xp, rng):
+    cache = SelfAttentionCache(capacity=4)
+    first, second = floats(xp, rng, 2, H, 3, 4), floats(xp, rng, 2, H, 1, 4)  # (R, H, L, Dh)
+    cache.append(first, first)
+    keys, values = cache.append(second, Tensor(-second.data))
+    close(keys, xp.concatenate([first.data, second.data], axis=2))       # (R, H, 4, Dh)
+    close(values, xp.concatenate([first.data, -second.data], axis=2))
 
 
 @no_grad()
 def test_a_prefix_then_single_positions_equal_the_causal_forward(xp, rng):
     """A call may feed several positions (with their look-ahead mask), then go on one by one."""
-    decoder = Decoder(V, D, 2, H, P, 0.0, max_length=7).to(device(xp)).eval()
-    trg = xp.asarray(rng.integers(0, V, (2, 5)))
-    enc_src, src_mask = floats(xp, rng, 2, 3, D), padding_mask(xp, [3, 1], 3)
-    logits, _ = decoder(trg, enc_src, causal(xp, 5), src_mask)
-    cache = DecoderCache(n_layers=2, max_len=5)
-    first, _ = decoder(trg[:, :3], enc_src, causal(xp, 3), src_mask, cache)
-    close(first, logits[:, :3])
+    layer = attention_layer(xp)
+    x = floats(xp, rng, 2, 5, D)
+    full, _ = layer(x, x, x, causal(xp, 5))
+    cache = SelfAttentionCache(capacity=5)
+    first, _ = cache.attend(layer, x[:, :3], causal(xp, 3))
+    close(first, full[:, :3])
     for t in (3, 4):
-        step, _ = decoder(trg[:, t:t + 1], enc_src, None, src_mask, cache)
-        close(step, logits[:, t:t + 1])
+        step, _ = cache.attend(layer, x[:, t:t + 1])
+        close(step, full[:, t:t + 1])
 
 
 @no_grad()
 def test_select_reorders_the_self_attention_cache(xp, rng):
-    """Two steps, then rows [2, 0, 0] kept: the next steps are those of trg[[2, 0, 0]]."""
-    decoder = Decoder(V, D, 2, H, P, 0.0, max_length=5).to(device(xp)).eval()
-    trg = xp.asarray(rng.integers(0, V, (3, 4)))
-    enc_src = floats(xp, rng, 1, 3, D)                                   # one sentence for all rows
-    src_mask = padding_mask(xp, [3], 3)
-    cache = DecoderCache(n_layers=2, max_len=4)
+    """Two steps, then rows [2, 0, 0] kept: the next steps are those of x[[2, 0, 0]]."""
+    layer = attention_layer(xp)
+    x = floats(xp, rng, 3, 4, D)
+    cache = SelfAttentionCache(capacity=4)
     for t in range(2):
-        decoder(trg[:, t:t + 1], enc_src, None, src_mask, cache)
+        cache.attend(layer, x[:, t:t + 1])
     rows = xp.asarray([2, 0, 0])
-    cache.reorder(rows)
-    logits, _ = decoder(trg[rows], enc_src, causal(xp, 4), src_mask)
+    cache.select(rows)
+    picked = Tensor(x.data[rows])                                        # (3, T, D)
+    full, _ = layer(picked, picked, picked, causal(xp, 4))
     for t in (2, 3):
-        step, _ = decoder(trg[rows][:, t:t + 1], enc_src, None, src_mask, cache)
-        close(step, logits[:, t:t + 1])
+        step, _ = cache.attend(layer, picked[:, t:t + 1])
+        close(step, full[:, t:t + 1])
+
+
+def test_the_self_attention_cache_refuses_more_than_its_capacity(rng):
+    cache = SelfAttentionCache(capacity=2)
+    K = Tensor(rng.standard_normal((1, H, 2, 4)).astype(np.float32))
+    cache.append(K, K)
+    with pytest.raises(ValueError, match="room for 2 positions"):
+        cache.append(K[:, :, :1], K[:, :, :1])
 
 
 @no_grad()
 @pytest.mark.parametrize("beams", [1, 3])
 def test_cross_attention_cache_with_beams_equals_keys_repeated_per_beam(xp, rng, beams):
     """Keys/values one per sentence, `beams` query rows each: (N, H, beams, Dh) @ (N, H, Dh, S)."""
-    layer = MultiHeadAttentionLayer(D, H, 0.1).to(device(xp)).eval()
+    layer = attention_layer(xp)
     n, s = 2, 5
     memory, mask = floats(xp, rng, n, s, D), padding_mask(xp, [5, 3], s)   # (N, S, D), (N, 1, 1, S)
     repeated = Tensor(xp.repeat(memory.data, beams, axis=0))             # (R, S, D)
     repeated_mask = xp.repeat(mask, beams, axis=0)                       # (R, 1, 1, S)
-    cache = KVCache.cross_attention(beams)
-    for step in range(3):
+    cache = CrossAttentionCache(layer, memory)
+    for _ in range(3):
         query = floats(xp, rng, n * beams, 1, D)                         # (R, 1, D)
-        expected, expected_attention = layer(query, repeated, repeated, repeated_mask)  # (R, 1, D), (R, H, 1, S)
-        key = memory if step == 0 else None                              # later steps reuse the cache
-        out, attention = layer(query, key, key, mask, cache)             # (R, 1, D), (N, H, beams, S)
-        assert out.shape == (n * beams, 1, D) and attention.shape == (n, H, beams, s)
+        expected, expected_weights = layer(query, repeated, repeated, repeated_mask)  # (R, 1, D), (R, H, 1, S)
+        out, weights = cache.attend(layer, query, mask)                  # (R, 1, D), (N, H, beams, S)
+        assert out.shape == (n * beams, 1, D) and weights.shape == (n, H, beams, s)
         close(out, expected)
-        got = to_numpy(attention.data).transpose(0, 2, 1, 3).reshape(n * beams, H, 1, s)
-        np.testing.assert_allclose(got, to_numpy(expected_attention.data), rtol=1e-5, atol=1e-6)
-    assert cache.complete
+        got = to_numpy(weights.data).transpose(0, 2, 1, 3).reshape(n * beams, H, 1, s)
+        close(got, expected_weights)
 
 
-def test_the_self_attention_cache_refuses_more_than_its_room(rng):
-    cache = KVCache.self_attention(max_len=2)
-    K = Tensor(rng.standard_normal((1, H, 2, 4)).astype(np.float32))
-    cache.update(K, K)
-    with pytest.raises(ValueError, match="room for 2 positions"):
-        cache.update(K[:, :, :1], K[:, :, :1])
-
-
-def test_the_training_forward_has_no_cache_and_records_the_graph(rng):
-    """cache=None is the tutorial's layer: gradients reach every parameter."""
-    layer = DecoderLayer(D, H, P, 0.0)
-    trg = Tensor(rng.standard_normal((2, 3, D)).astype(np.float32), requires_grad=True)
-    enc_src = Tensor(rng.standard_normal((2, 4, D)).astype(np.float32), requires_grad=True)
-    out, _ = layer(trg, enc_src, causal(np, 3), padding_mask(np, [4, 2], 4))
-    out.sum().backward()
-    assert trg.grad is not None and enc_src.grad is not None
-    assert all(p.grad is not None for p in layer.parameters())
+@no_grad()
+def test_cross_attention_cache_keeps_the_selected_sentences(xp, rng):
+    """select([2, 0]): the cache of sentences 2 and 0, as if only they had been encoded."""
+    layer = attention_layer(xp)
+    memory, mask = floats(xp, rng, 3, 4, D), padding_mask(xp, [4, 2, 3], 4)
+    cache = CrossAttentionCache(layer, memory)
+    sentences = xp.asarray([2, 0])
+    cache.select(sentences)
+    kept = Tensor(memory.data[sentences])
+    query = floats(xp, rng, 4, 1, D)                                     # 2 beams each
+    out, _ = cache.attend(layer, query, mask[sentences])
+    expected, _ = CrossAttentionCache(layer, kept).attend(layer, query, mask[sentences])
+    close(out, expected)
+    repeated = Tensor(xp.repeat(kept.data, 2, axis=0))
+    plain, _ = layer(query, repeated, repeated, xp.repeat(mask[sentences], 2, axis=0))
+    close(out, plain)

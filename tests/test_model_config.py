@@ -17,16 +17,30 @@ KEYS_BEFORE = ["src", "trg", "tokenizer", "bpe_merges", "lower", "share_vocab", 
                "epochs", "max_steps", "schedule", "warmup", "label_smoothing", "weight_decay", "seed",
                "select_by", "patience", "average_last", "device", "out", "resume", "log_every",
                "save_every", "progress", "plot"]
+# ModelConfig's fields and their defaults (the tutorial's), written out: Config must carry each
+MODEL_FIELDS = {"hid_dim": 256, "enc_layers": 3, "dec_layers": 3, "enc_heads": 8, "dec_heads": 8,
+                "enc_pf_dim": 512, "dec_pf_dim": 512, "enc_dropout": 0.1, "dec_dropout": 0.1,
+                "max_length": 100, "share_vocab": False, "tie_embeddings": False, "layer_norms": "shared",
+                "attention_dropout": None, "activation_dropout": None}
+LIMITS = [(dict(hid_dim=30), "enc_heads=8 does not divide hid_dim=30"),
+          (dict(dec_dropout=1.0), r"dec_dropout must be in \[0, 1\)"),
+          (dict(enc_layers=0), "enc_layers must be a positive integer"),
+          (dict(layer_norms="pre"), "unknown layer_norms 'pre'"),
+          (dict(hid_dim="wide"), "hid_dim must be int")]
 SMALL = dict(hid_dim=16, enc_layers=1, dec_layers=2, enc_heads=2, dec_heads=4, enc_pf_dim=8,
              dec_pf_dim=12, max_length=9)
 
 
 def test_config_is_a_model_config_with_the_same_fields_and_keeps_every_key():
-    model_fields = {f.name: f for f in fields(ModelConfig)}
-    config_fields = {f.name: f for f in fields(Config)}
     assert issubclass(Config, ModelConfig)
-    for name, f in model_fields.items():      # declared once: the very same field objects' values
-        assert config_fields[name].default == f.default and config_fields[name].metadata == f.metadata
+    assert {f.name: f.default for f in fields(ModelConfig)} == MODEL_FIELDS
+    config_defaults = {f.name: f.default for f in fields(Config)}
+    assert {name: config_defaults[name] for name in MODEL_FIELDS} == MODEL_FIELDS
+    for f in fields(Config):
+        assert f.metadata["help"].strip(), f"{f.name} has no help line"
+    for changes, message in LIMITS:                  # Config checks the model's limits as ModelConfig does
+        with pytest.raises(ConfigError, match=message):
+            Config(**changes)
     assert set(KEYS_BEFORE) <= set(Config().to_dict())
     help_text = build_parser().format_help()
     for name in KEYS_BEFORE:
@@ -38,11 +52,7 @@ def test_the_tutorial_defaults_and_limits_live_in_model_config():
     assert (m.hid_dim, m.enc_layers, m.dec_layers, m.enc_heads, m.dec_heads) == (256, 3, 3, 8, 8)
     assert (m.enc_pf_dim, m.dec_pf_dim, m.enc_dropout, m.dec_dropout, m.max_length) == (512, 512, 0.1, 0.1, 100)
     assert (m.tie_embeddings, m.share_vocab, m.layer_norms) == (False, False, "shared")
-    for changes, message in [(dict(hid_dim=30), "enc_heads=8 does not divide hid_dim=30"),
-                             (dict(dec_dropout=1.0), r"dec_dropout must be in \[0, 1\)"),
-                             (dict(enc_layers=0), "enc_layers must be a positive integer"),
-                             (dict(layer_norms="pre"), "unknown layer_norms 'pre'"),
-                             (dict(hid_dim="wide"), "hid_dim must be int")]:
+    for changes, message in LIMITS:
         with pytest.raises(ConfigError, match=message):
             ModelConfig(**changes)
     assert ModelConfig(enc_dropout=0).enc_dropout == 0.0 and isinstance(ModelConfig(enc_dropout=0).enc_dropout, float)

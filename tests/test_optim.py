@@ -1,41 +1,49 @@
-"""Optimizers, gradient clipping and learning-rate schedules, against the formulas they state."""
-import math
+"""Optimizers, gradient clipping and learning-rate schedules, against the formulas they state.
 
+The plain Adam and clip_grad_norm_ here; the flat ones of tinynmt/fast against these in
+tests/test_flat_adam.py (the pseudocode tests below run both).
+"""
 import numpy as np
 import pytest
 
 from tinynmt.autograd import Tensor
 from tinynmt.nn import CrossEntropyLoss, Linear, ModelConfig, Module, Parameter, build_transformer
-from tinynmt.optim import (SCHEDULES, Adam, AdamW, clip_grad_norm_, constant_lr, shared_buffer, inverse_sqrt_lr)
+from tinynmt.optim import (SCHEDULES, Adam, AdamW, FlatAdam, FlatAdamW, clip_grad_norm_, constant_lr,
+                           inverse_sqrt_lr)
 
 
-# ----- schedules
+# ----- schedules (rates written out by hand, not recomputed by the code under test)
 
 def test_constant_schedule_is_the_base_rate_at_every_step():
-    assert SCHEDULES["constant"] is constant_lr
-    assert all(constant_lr(step, 5e-4) == 5e-4 for step in (0, 1, 10, 10**6))
-    assert constant_lr(7, 5e-4, warmup=100) == 5e-4
+    constant = SCHEDULES["constant"]                     # as the trainer looks it up
+    for base in (5e-4, 1e-3, 0.25):
+        assert [constant(step, base) for step in (0, 1, 2, 10, 4000, 10**6)] == [base] * 6
+    assert [constant(step, 5e-4, warmup=100) for step in (1, 50, 100, 101)] == [5e-4] * 4
+    assert [constant_lr(step, 1e-3) for step in (1, 7)] == [1e-3, 1e-3]
 
 
 def test_inverse_sqrt_warms_up_linearly_then_decays_as_one_over_sqrt():
-    assert SCHEDULES["inverse_sqrt"] is inverse_sqrt_lr
+    schedule = SCHEDULES["inverse_sqrt"]
     base, warmup = 1e-3, 400
-    for step in (1, 2, 100, 399):
-        assert inverse_sqrt_lr(step, base, warmup) == pytest.approx(base * step / warmup)
-    assert inverse_sqrt_lr(warmup, base, warmup) == pytest.approx(base)
-    for step in (401, 1600, 40000):
-        assert inverse_sqrt_lr(step, base, warmup) == pytest.approx(base * math.sqrt(warmup / step))
-    # four times the steps, half the rate
-    assert inverse_sqrt_lr(4 * 1600, base, warmup) == pytest.approx(inverse_sqrt_lr(1600, base, warmup) / 2)
-    assert inverse_sqrt_lr(0, base, warmup) == inverse_sqrt_lr(1, base, warmup) > 0
+    # warmup: base * step / 400; after it: base * sqrt(400 / step)
+    expected = {1: 2.5e-6, 2: 5e-6, 100: 2.5e-4, 200: 5e-4, 399: 9.975e-4, 400: 1e-3,
+                1600: 5e-4, 6400: 2.5e-4, 40000: 1e-4}
+    for step, rate in expected.items():
+        assert schedule(step, base, warmup) == pytest.approx(rate, rel=1e-12), step
+    assert schedule(0, base, warmup) == pytest.approx(2.5e-6)    # step 0 counts as step 1
     rates = [inverse_sqrt_lr(s, base, warmup) for s in range(1, 2000)]
     assert max(rates) == pytest.approx(base) and rates.index(max(rates)) == warmup - 1
+    assert inverse_sqrt_lr(4000, 5e-4) == pytest.approx(5e-4)     # the default warmup: 4000
 
 
 @pytest.mark.parametrize("warmup", [0, -5])
 def test_inverse_sqrt_needs_a_positive_warmup(warmup):
     with pytest.raises(ValueError, match="warmup"):
         inverse_sqrt_lr(10, 1e-3, warmup)
+
+
+def test_the_schedules_are_the_two_the_flag_offers():
+    assert sorted(SCHEDULES) == ["constant", "inverse_sqrt"]
 
 
 # ----- gradient clipping
@@ -84,39 +92,6 @@ def test_clip_grad_norm_skips_parameters_without_gradients(rng):
     assert global_norm([p.grad for p in params[:2]]) == pytest.approx(2.0, rel=1e-5)
     assert float(norm) > 2.0
     assert float(clip_grad_norm_([params[2]], 1.0)) == 0.0
-
-
-def adam_with_grads(rng, *shapes, scale=3.0):
-    """Parameters and an Adam over them, their .grad (views of Adam's flat buffer) filled."""
-    params = [Parameter(rng.standard_normal(shape).astype(np.float32)) for shape in shapes]
-    optimizer = Adam(params)
-    optimizer.zero_grad()
-    for p in params:
-        p.grad[...] = scale * rng.standard_normal(p.shape)
-    return params, optimizer
-
-
-def test_clip_grad_norm_sees_adams_flat_buffer_only_when_the_grads_fill_it(rng):
-    params, optimizer = adam_with_grads(rng, (3, 4), (5,), (2, 2))
-    assert shared_buffer([p.grad for p in params]) is optimizer.flat_grad
-    assert shared_buffer([p.grad for p in params[:2]]) is None          # a subset
-    params[1].grad = params[1].grad.copy()                              # one grad replaced
-    assert shared_buffer([p.grad for p in params]) is None
-
-
-def test_clip_grad_norm_on_the_flat_buffer_matches_per_parameter_clipping(rng):
-    params, optimizer = adam_with_grads(rng, (3, 4), (5,), (2, 2, 2))
-    before = [p.grad.copy() for p in params]
-    loose = params_with_grads(rng, (3, 4), (5,), (2, 2, 2))            # the same grads, not views
-    for p, g in zip(loose, before):
-        p.grad = g.copy()
-    norm, loose_norm = clip_grad_norm_(params, 1.0), clip_grad_norm_(loose, 1.0)
-    assert float(norm) == pytest.approx(global_norm(before), rel=1e-6)
-    assert float(norm) == pytest.approx(float(loose_norm), rel=1e-6)
-    for p, q in zip(params, loose):
-        assert p.grad.base is optimizer.flat_grad                        # scaled in place
-        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-6)
-    assert global_norm(optimizer.flat_grad) == pytest.approx(1.0, rel=1e-5)
 
 
 # ----- Adam and AdamW against their pseudocode
@@ -168,7 +143,8 @@ def reference_adam(params, grads, state, lr, betas, eps, weight_decay, decoupled
     return out
 
 
-@pytest.mark.parametrize("cls, weight_decay", [(Adam, 0.0), (Adam, 0.1), (AdamW, 0.1)])
+@pytest.mark.parametrize("cls, weight_decay", [(Adam, 0.0), (Adam, 0.1), (AdamW, 0.1),
+                                               (FlatAdam, 0.0), (FlatAdam, 0.1), (FlatAdamW, 0.1)])
 def test_adam_follows_its_pseudocode(rng, cls, weight_decay):
     model = Quadratic(rng)
     x, y = quadratic_data(rng)
@@ -182,7 +158,7 @@ def test_adam_follows_its_pseudocode(rng, cls, weight_decay):
         grads = [p.grad.astype(np.float64).copy() for p in model.parameters()]
         optimizer.step()
         expected = reference_adam(expected, grads, state, lr, betas, eps, weight_decay,
-                                  decoupled=cls is AdamW)
+                                  decoupled=cls in (AdamW, FlatAdamW))
         for (name, p), e in zip(model.named_parameters(), expected):
             assert p.dtype == np.float32, name
             np.testing.assert_allclose(p.data, e, rtol=1e-5, atol=1e-6,
@@ -191,18 +167,34 @@ def test_adam_follows_its_pseudocode(rng, cls, weight_decay):
         expected = [p.data.astype(np.float64) for p in model.parameters()]
 
 
-def test_adamw_defaults_to_decoupled_decay_of_point_01():
+@pytest.mark.parametrize("cls", [Adam, FlatAdam])
+def test_a_parameter_without_gradient_counts_as_a_zero_gradient(cls):
+    p = Parameter(np.array([1.0, -1.0], dtype=np.float32))
+    optimizer = cls([p], lr=0.1, betas=(0.5, 0.75))
+    p.grad = np.array([2.0, 4.0], dtype=np.float32)
+    optimizer.step()                           # t = 1: each moves by lr against its gradient
+    np.testing.assert_allclose(p.data, [0.9, -1.1], rtol=1e-6)
+    p.grad = None
+    optimizer.step()                           # t = 2, g = 0: m = 0.25 g1, v = 0.1875 g1^2
+    # m_hat = 0.25 g1 / 0.75, v_hat = 0.1875 g1^2 / 0.4375: the step is lr * 0.5092 sign(g1)
+    step = 0.1 * (0.25 / 0.75) / np.sqrt(0.1875 / 0.4375)
+    np.testing.assert_allclose(p.data, [0.9 - step, -1.1 - step], rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [AdamW, FlatAdamW])
+def test_adamw_defaults_to_decoupled_decay_of_point_01(cls):
     p = Parameter(np.ones(3, dtype=np.float32))
-    optimizer = AdamW([p], lr=0.1)
+    optimizer = cls([p], lr=0.1)
     assert optimizer.weight_decay == 0.01
     p.grad = np.zeros(3, dtype=np.float32)
     optimizer.step()                           # no gradient: only the decay moves it
     np.testing.assert_allclose(p.data, 1 - 0.1 * 0.01, rtol=1e-7)
 
 
-def test_step_leaves_the_gradients_as_backward_made_them(rng):
+@pytest.mark.parametrize("cls", [Adam, AdamW, FlatAdam, FlatAdamW])
+def test_step_leaves_the_gradients_as_backward_made_them(rng, cls):
     model = Quadratic(rng)
-    optimizer = Adam(model.parameters(), lr=0.01, weight_decay=0.5)
+    optimizer = cls(model.parameters(), lr=0.01, weight_decay=0.5)
     x, y = quadratic_data(rng)
     optimizer.zero_grad()
     model.loss(x, y).backward()
@@ -212,44 +204,24 @@ def test_step_leaves_the_gradients_as_backward_made_them(rng):
         np.testing.assert_array_equal(p.grad, g)
 
 
-def test_parameters_become_float32_views_of_one_buffer_and_stay_so(rng):
+@pytest.mark.parametrize("cls", [Adam, AdamW, FlatAdam, FlatAdamW])
+def test_float64_hyper_parameters_leave_every_array_float32(rng, cls):
+    """NumPy 2 turns float32 * np.float64 into float64; the update must not let that in."""
     model = Quadratic(rng)
-    values = [p.data.copy() for p in model.parameters()]
-    optimizer = Adam(model.parameters(), lr=0.01, weight_decay=0.01)
-    for p, v in zip(model.parameters(), values):
-        np.testing.assert_array_equal(p.data, v)               # same values, now in the buffer
-        assert np.shares_memory(p.data, optimizer.flat_param)
+    optimizer = cls(model.parameters(), lr=np.float64(0.01), betas=(np.float64(0.9), np.float64(0.99)),
+                    eps=np.float64(1e-8), weight_decay=np.float64(0.01))
     x, y = quadratic_data(rng)
-    quadratic_steps(model, optimizer, x, y, 3)
-    assert optimizer.flat_param.dtype == optimizer.m.dtype == optimizer.v.dtype == np.float32
-    for p in model.parameters():
-        assert p.dtype == np.float32 and np.shares_memory(p.data, optimizer.flat_param)
-    # load_state_dict copies in place, so the optimizer keeps training the loaded values
-    state = {k: np.zeros_like(v) for k, v in model.state_dict().items()}
-    model.load_state_dict(state)
-    np.testing.assert_array_equal(optimizer.flat_param, 0)
+    quadratic_steps(model, optimizer, x, y, 2)
+    state = optimizer.state_dict()
+    assert state["m"].dtype == state["v"].dtype == np.float32
+    for name, p in model.named_parameters():
+        assert p.dtype == np.float32 and p.grad.dtype == np.float32, name
 
 
-def test_grads_left_by_module_zero_grad_are_gathered_too(rng):
-    """Module.zero_grad sets .grad to None; backward then makes fresh arrays, which step reads."""
-    model = Quadratic(rng)
-    a = Adam(model.parameters(), lr=0.1)
-    twin = Quadratic(np.random.default_rng(1234))
-    twin.load_state_dict(model.state_dict())
-    b = Adam(twin.parameters(), lr=0.1)
-    x, y = quadratic_data(rng)
-    quadratic_steps(model, a, x, y, 2)                  # grads are views of a's buffer
-    for _ in range(2):
-        twin.zero_grad()                                # grads are None ...
-        twin.loss(x, y).backward()                      # ... then arrays of their own
-        assert not any(np.shares_memory(p.grad, b.flat_grad) for p in twin.parameters())
-        b.step()
-    np.testing.assert_array_equal(a.flat_param, b.flat_param)
-
-
-def test_an_empty_parameter_list_is_refused():
+@pytest.mark.parametrize("cls", [Adam, FlatAdam])
+def test_an_empty_parameter_list_is_refused(cls):
     with pytest.raises(ValueError, match="no parameters"):
-        Adam([])
+        cls([])
 
 
 # ----- resuming
@@ -274,20 +246,24 @@ def train_steps(model, optimizer, batches):
         optimizer.step()
 
 
-def test_adam_state_dict_round_trip_continues_identically(rng):
+@pytest.mark.parametrize("cls", [Adam, FlatAdam])
+def test_adam_state_dict_round_trip_continues_identically(rng, cls):
     batches = [(rng.integers(2, 10, (4, 5)), rng.integers(2, 9, (4, 6))) for _ in range(5)]
     model = tiny_transformer(seed=0)
-    optimizer = Adam(model.parameters(), lr=1e-2, weight_decay=1e-3)
+    optimizer = cls(model.parameters(), lr=1e-2, weight_decay=1e-3)
     train_steps(model, optimizer, batches[:3])
     model_state, optimizer_state = model.state_dict(), optimizer.state_dict()
     assert optimizer_state["t"] == 3
-    assert isinstance(optimizer_state["m"], np.ndarray) and optimizer_state["m"].dtype == np.float32
+    n = model.num_parameters()
+    for key in ("m", "v"):     # the checkpoint format: one flat float32 vector each
+        assert isinstance(optimizer_state[key], np.ndarray) and optimizer_state[key].dtype == np.float32
+        assert optimizer_state[key].shape == (n,) and np.count_nonzero(optimizer_state[key]) > n // 2
     m_saved = optimizer_state["m"].copy()
     train_steps(model, optimizer, batches[3:])
     np.testing.assert_array_equal(optimizer_state["m"], m_saved)    # the snapshot was a copy
 
     resumed = tiny_transformer(seed=1)                               # other weights to start
-    resumed_optimizer = Adam(resumed.parameters(), lr=0.5)           # other hyper-parameters
+    resumed_optimizer = cls(resumed.parameters(), lr=0.5)            # other hyper-parameters
     resumed.load_state_dict(model_state)
     resumed_optimizer.load_state_dict(optimizer_state)
     assert resumed_optimizer.lr == 1e-2 and resumed_optimizer.weight_decay == 1e-3
@@ -295,12 +271,27 @@ def test_adam_state_dict_round_trip_continues_identically(rng):
     assert resumed_optimizer.t == optimizer.t == 5
     for (name, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
         np.testing.assert_array_equal(a, b, err_msg=name)
-    np.testing.assert_array_equal(resumed_optimizer.m, optimizer.m)
-    np.testing.assert_array_equal(resumed_optimizer.v, optimizer.v)
+    for key in ("m", "v"):
+        np.testing.assert_array_equal(resumed_optimizer.state_dict()[key], optimizer.state_dict()[key])
 
 
-def test_adam_load_state_dict_refuses_another_models_state(rng):
-    small = Adam(Quadratic(rng).parameters())
-    big = Adam(tiny_transformer(0).parameters())
+def test_plain_adams_flat_moments_are_its_parameters_moments_in_order(rng):
+    model = Quadratic(rng)
+    optimizer = Adam(model.parameters(), lr=0.1)
+    quadratic_steps(model, optimizer, *quadratic_data(rng), 2)
+    state = optimizer.state_dict()
+    expected = np.concatenate([m.ravel() for m in optimizer.m])
+    assert [m.shape for m in optimizer.m] == [p.shape for p in model.parameters()]
+    np.testing.assert_array_equal(state["m"], expected)
+    twin = Adam(Quadratic(rng).parameters())
+    twin.load_state_dict(state)
+    for a, b in zip(twin.m + twin.v, optimizer.m + optimizer.v):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cls", [Adam, FlatAdam])
+def test_adam_load_state_dict_refuses_another_models_state(rng, cls):
+    small = cls(Quadratic(rng).parameters())
+    big = cls(tiny_transformer(0).parameters())
     with pytest.raises(ValueError, match="optimizer state holds"):
         small.load_state_dict(big.state_dict())

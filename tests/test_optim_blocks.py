@@ -1,9 +1,9 @@
-"""Adam's CPU update in cache-sized blocks gives the numbers of one update over the whole buffer."""
+"""FlatAdam's CPU update in cache-sized blocks gives the numbers of one update over the whole buffer."""
 import numpy as np
 import pytest
 
 from tinynmt.nn import Parameter
-from tinynmt.optim import Adam, AdamW
+from tinynmt.fast.flat_adam import FlatAdam, FlatAdamW
 
 
 def run(opt_class, block, steps=3, **kw):
@@ -19,7 +19,7 @@ def run(opt_class, block, steps=3, **kw):
     return np.concatenate([p.data.ravel() for p in params]), opt
 
 
-@pytest.mark.parametrize("opt_class, kw", [(Adam, {}), (Adam, {"weight_decay": 0.1}), (AdamW, {})])
+@pytest.mark.parametrize("opt_class, kw", [(FlatAdam, {}), (FlatAdam, {"weight_decay": 0.1}), (FlatAdamW, {})])
 def test_blocked_update_equals_one_block(opt_class, kw):
     whole, _ = run(opt_class, 10**9, **kw)
     blocked, opt = run(opt_class, 64, **kw)   # 3106 numbers: 49 blocks, the last one partial

@@ -12,10 +12,12 @@ import pytest
 from tinynmt.autograd import Tensor, gradcheck
 from tinynmt.backend import Generator, to_numpy
 from tinynmt.training.config import Config, ConfigError
-from tinynmt.nn import (CrossEntropyLoss, rdrop_loss, set_dropout_generator, symmetric_kl, teacher_forced_loss)
+from tinynmt.nn import CrossEntropyLoss, set_dropout_generator, teacher_forced_loss
 from tinynmt.optim import Adam
 from tinynmt.training.loop import train
-from tinynmt.training.trainer import train_step
+from tinynmt.training.rdrop import rdrop_loss, symmetric_kl
+from tinynmt.training.step import train_step
+from tinynmt.training.trainer import make_loss
 
 from test_model import PAD, padded_batch, tiny_model, to_float64
 from test_nn_layers import FixedUniforms
@@ -143,12 +145,15 @@ def test_the_whole_loss_gradchecks_with_fixed_masks(rng):
 def test_train_step_with_rdrop_and_no_dropout_takes_the_plain_step(rng):
     src, trg = padded_batch(rng)
     after = []
-    for rdrop in (0.0, 1.0):
+    for rdrop in (0.0, 1.0):             # the loss function a run with --rdrop RDROP steps with
         model = to_float64(tiny_model(1, dropout=0.0))
         optimizer = Adam(model.parameters(), lr=1e-2)
         criterion = CrossEntropyLoss(ignore_index=PAD, label_smoothing=0.1)
-        loss, norm = train_step(model, criterion, optimizer, src, trg, 1.0, rdrop=rdrop)
-        after.append((float(loss), float(norm), optimizer.flat_param.copy()))
+        loss_fn = make_loss(Config(rdrop=rdrop))
+        assert (loss_fn is teacher_forced_loss) == (rdrop == 0.0)
+        loss, norm = train_step(model, criterion, optimizer, src, trg, 1.0, loss_fn=loss_fn)
+        weights = np.concatenate([p.data.ravel() for p in model.parameters()])
+        after.append((float(loss), float(norm), weights))
     assert after[1][0] == pytest.approx(after[0][0], rel=1e-12)
     assert after[1][1] == pytest.approx(after[0][1], rel=1e-9)
     np.testing.assert_allclose(after[1][2], after[0][2], rtol=1e-9, atol=1e-12)

@@ -79,7 +79,7 @@ def test_a_config_builds_its_model_seeded():
 
 
 def test_bpe_config_learns_subwords_from_the_training_pairs():
-    from tinynmt.training.trainer import load_data
+    from tinynmt.training.build import load_data
     config = Config(tokenizer="bpe", bpe_merges=200, limit_train=300, limit_eval=20)
     data = load_data(config)
     assert data.tokenizer.name == "bpe" and len(data.tokenizer.merges) == 200
@@ -137,3 +137,12 @@ def test_the_direction_presets_set_their_languages_and_parse(name, src, trg):
     from tinynmt.programs.train import config_from_args
     config = config_from_args(vars(build_parser().parse_args(["--preset", name, "--rdrop", "0.5"])))
     assert (config.src, config.trg, config.rdrop) == (src, trg, 0.5)
+
+
+def test_max_len_is_the_training_filter_and_keeps_its_key():
+    # --max-len of train drops long training pairs; translate's --max-len (decode steps) is another thing
+    assert Config(max_len=20).data_config().max_len == 20
+    assert Config(max_length=50).data_config().max_len == 50       # none: the model's positions
+    assert Config(max_len=20).to_dict()["max_len"] == 20 and Config.from_dict({"max_len": 20}).max_len == 20
+    help_line = " ".join(build_parser().format_help().split("\n  --max-len INT", 1)[1].split())
+    assert help_line.startswith("training filter: drop training pairs")

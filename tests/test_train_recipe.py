@@ -10,8 +10,9 @@ from tinynmt.training.checkpoint import CheckpointError, load_checkpoint
 from tinynmt.training.config import Config
 from tinynmt.data import read_multi30k
 from tinynmt.decoding.metrics import evaluate_loss
+from tinynmt.training.build import load_data
 from tinynmt.training.loop import train
-from tinynmt.training.trainer import Trainer, load_data
+from tinynmt.training.trainer import Trainer
 
 from tiny_runs import TINY, records
 

@@ -54,7 +54,7 @@ def test_sentences_as_arguments_with_attention(run_dir, tmp_path):
     sentences = ["Ein Mann schläft im Park .", "zwei kinder spielen"]
     proc = cli("--checkpoint", run_dir, *sentences, "--max-len", 9, "--attention", png)
     assert proc.returncode == 0, proc.stderr.decode()
-    assert proc.stdout.decode("utf-8").split("\n") == library_translations(run_dir, sentences, max_len=9) + [""]
+    assert proc.stdout.decode("utf-8").split("\n") == library_translations(run_dir, sentences, max_steps=9) + [""]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -73,7 +73,7 @@ def test_bad_lines_in_a_file(run_dir, tmp_path, beam):
     assert got[-1] == "" and len(got) - 1 == len(lines)           # one output line per input line
     text = [line.decode("utf-8", errors="replace") for line in lines]
     text[4] = ""                                                  # the non-UTF-8 line: left empty
-    assert got[:-1] == library_translations(run_dir, text, beam=beam, max_len=9, batch_size=2)
+    assert got[:-1] == library_translations(run_dir, text, beam=beam, max_steps=9, batch_size=2)
     assert got[1] == "" and got[4] == "" and got[6] == ""
     assert len(stderr.strip().split("\n")) == 2                   # one warning per bad line
     assert f"{src} line 4: 14 tokens" in stderr and "dropped the last 4" in stderr
@@ -86,7 +86,7 @@ def test_stdin_is_answered_line_by_line(run_dir):
                            "--max-len", "9"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, cwd=ROOT, env=env) as proc:
         try:
-            expected = library_translations(run_dir, ["ein hund läuft", "", "zwei kinder"], max_len=9)
+            expected = library_translations(run_dir, ["ein hund läuft", "", "zwei kinder"], max_steps=9)
             answers = []
             for line in (b"ein hund l\xc3\xa4uft\n", b"\xfe\xfe\n", b"zwei kinder\n"):
                 proc.stdin.write(line)

@@ -71,7 +71,7 @@ def test_ensembles_translate_as_the_library_and_a_model_with_itself_as_the_model
     assert status == 0 and err == "" and twice == alone
     status, both, _ = run_main(translate, ["--checkpoint", runs["a"], runs["b"], *common], tmp_path, capsys)
     ckpt, model = library(runs, "ab")
-    expected = Translator(model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, beam=beam, max_len=9).translate(LINES)
+    expected = Translator(model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, beam=beam, max_steps=9).translate(LINES)
     assert status == 0 and both == expected
 
 
@@ -79,7 +79,7 @@ def test_sentences_may_follow_several_checkpoints(runs, tmp_path, capsys):
     status, got, _ = run_main(translate, ["--checkpoint", runs["a"], runs["b"] / "best.npz", "zwei kinder", "hund"],
                               tmp_path, capsys)
     ckpt, model = library(runs, "ab")
-    translator = Translator(model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, max_len=12)
+    translator = Translator(model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, max_steps=12)
     assert status == 0 and got == translator.translate(["zwei kinder", "hund"])
 
 
@@ -101,7 +101,7 @@ def test_nbest_lines(runs, files, tmp_path, capsys):
                                           "--nbest", 3, "--max-len", 9], tmp_path, capsys)
     assert status == 0 and len(got) == 4 * len(LINES)
     ckpt, model = library(runs, "ab")
-    records = Translator(model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, beam=4, max_len=9,
+    records = Translator(model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, beam=4, max_steps=9,
                          nbest=3).translations(LINES)
     for i, (line, record) in enumerate(zip(LINES, records)):
         block = got[4 * i:4 * i + 4]

@@ -3,13 +3,14 @@
 This is the only module that imports CuPy, and only when a tensor or module is moved to
 "cuda". Everything else asks `get_array_module(x)` for the array namespace `xp` and writes
 one code path. Where NumPy and CuPy differ (scatter-add, random numbers, host copies,
-synchronisation) a helper below hides the difference.
+synchronisation) a helper below hides the difference. Two helpers take a NumPy-only trick
+of the speed corner (tinynmt/fast/) when its switch is on; CuPy always takes the plain line.
 """
 import sys
 
 import numpy as np
 
-from .fast.cpu import keep_mask_from_bits, scatter_add_sorted
+from . import fast
 
 DEVICES = ("cpu", "cuda")
 CUPY_HINT = ("CuPy is not installed: install the GPU extra that matches your CUDA driver, "
@@ -89,9 +90,9 @@ def scatter_add_rows(ids, values, num_rows):
     """Sum rows of `values` (N, D) into a (num_rows, D) array at rows `ids` (N,)."""
     xp = get_array_module(values)
     out = xp.zeros((num_rows, values.shape[1]), dtype=values.dtype)
-    if xp is np:
-        return scatter_add_sorted(out, ids, values)    # speed.py: np.add.at(out, ids, values), faster
-    xp.add.at(out, ids, values)                        # CuPy >= 12: an atomic scatter-add kernel
+    if xp is np and fast.enabled():
+        return fast.scatter_add_sorted(out, ids, values)    # by sorting ids, faster on NumPy
+    xp.add.at(out, ids, values)     # NumPy 2; on CuPy >= 12 an atomic scatter-add kernel
     return out
 
 
@@ -132,9 +133,9 @@ class Generator:
 
     def keep_mask(self, shape, p):
         """A boolean mask, True with probability 1 - p (dropout keeps those elements)."""
-        if self.device == "cpu":       # speed.py: `random(shape) >= p` from cheaper raw bits
-            return keep_mask_from_bits(self.host.bit_generator, shape, p)
-        return self._gpu_rng().random_sample(shape, dtype=np.float32) >= p
+        if self.device == "cpu" and fast.enabled():     # from cheaper raw bits (other numbers)
+            return fast.keep_mask_from_bits(self.host.bit_generator, shape, p)
+        return self.random(shape, dtype=np.float32) >= p
 
     def get_state(self):
         """A JSON-able snapshot of the host generator."""

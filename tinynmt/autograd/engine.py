@@ -1,4 +1,5 @@
 """Reverse-mode differentiation: walk the graph backwards from one output."""
+from .. import fast
 
 
 def topological_order(root):
@@ -34,19 +35,22 @@ def run_backward(root, grad):
     """Send `grad` from `root` to every leaf that requires a gradient; free the graph."""
     # keyed by id(): Tensor overloads == for elementwise comparison
     grads = {id(root): grad}    # node -> gradient summed over the paths seen so far
-    owned = set()               # nodes whose gradient array is ours to add into in place
+    in_place = fast.InPlaceSums() if fast.enabled() else None   # adds into the sums it made
     for node in reversed(topological_order(root)):
-        g = grads.pop(id(node), None)
+        key = id(node)
+        g = grads.pop(key, None)
         fn = node.grad_fn
         if fn is None and not node.is_leaf:
             raise RuntimeError("backward through a graph that was already freed: a graph can be "
                                "walked once; recompute the forward pass to go backward again")
         if fn is None:          # a leaf: accumulate into .grad
             if g is not None and node.requires_grad:
-                if node.grad is None:
-                    node.grad = g if id(node) in owned else g.copy()
-                else:
+                if node.grad is not None:
                     node.grad += g
+                elif in_place:
+                    node.grad = in_place.leaf_grad(key, g)
+                else:
+                    node.grad = g.copy()    # g may be another node's gradient too
             continue
         if g is not None:
             input_grads = fn.backward(g)
@@ -54,13 +58,12 @@ def run_backward(root, grad):
                 if input_grad is None or not tensor.requires_grad:
                     continue
                 check_grad(fn, tensor, input_grad)
-                key = id(tensor)
-                if key not in grads:
-                    grads[key] = input_grad
-                elif key in owned:
-                    grads[key] += input_grad
-                else:           # the first array may be shared with another node: add out of place
-                    grads[key] = grads[key] + input_grad
-                    owned.add(key)
+                input_key = id(tensor)
+                if input_key not in grads:
+                    grads[input_key] = input_grad
+                elif in_place:
+                    in_place.add(grads, input_key, input_grad)
+                else:
+                    grads[input_key] = grads[input_key] + input_grad
         fn.release()
         node.grad_fn = None

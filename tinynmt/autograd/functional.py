@@ -1,8 +1,8 @@
 """Functions on tensors that are not methods: joining, choosing, and the fused nn primitives."""
 from ..backend import get_array_module
-from . import ops_elementwise as E
-from . import ops_nn as N
-from . import ops_shape as S
+from .ops_elementwise import ReLU, Where
+from .ops_nn import CrossEntropy, Dropout, Embedding, LayerNorm, Linear, LogSoftmax, Softmax
+from .ops_shape import Concatenate, Stack
 from .tensor import Tensor, as_array
 
 
@@ -16,31 +16,31 @@ def index_array(ids, like):
 
 def concatenate(tensors, axis=0):
     """Join tensors along an existing axis."""
-    return S.Concatenate.apply(*tensors, axis=axis)
+    return Concatenate.apply(*tensors, axis=axis)
 
 
 def stack(tensors, axis=0):
     """Join tensors along a new axis."""
-    return S.Stack.apply(*tensors, axis=axis)
+    return Stack.apply(*tensors, axis=axis)
 
 
 def where(cond, a, b):
     """a where cond is True, b elsewhere."""
     a = a if isinstance(a, Tensor) else Tensor(as_array(a, like=b.data if isinstance(b, Tensor) else None))
     b = b if isinstance(b, Tensor) else Tensor(as_array(b, like=a.data))
-    return E.Where.apply(Tensor(as_array(cond)), a, b)
+    return Where.apply(Tensor(as_array(cond)), a, b)
 
 
 def softmax(x, axis=-1):
-    return N.Softmax.apply(x, axis=axis)
+    return Softmax.apply(x, axis=axis)
 
 
 def log_softmax(x, axis=-1):
-    return N.LogSoftmax.apply(x, axis=axis)
+    return LogSoftmax.apply(x, axis=axis)
 
 
 def relu(x):
-    return E.ReLU.apply(x)
+    return ReLU.apply(x)
 
 
 def dropout(x, p, generator, training=True):
@@ -49,28 +49,28 @@ def dropout(x, p, generator, training=True):
         return x
     if not 0 <= p < 1:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    return N.Dropout.apply(x, p=p, generator=generator)
+    return Dropout.apply(x, p=p, generator=generator)
 
 
 def linear(x, weight, bias=None):
     """x @ weight.T + bias: (..., in) -> (..., out)."""
     if bias is None:
-        return N.Linear.apply(x, weight)
-    return N.Linear.apply(x, weight, bias)
+        return Linear.apply(x, weight)
+    return Linear.apply(x, weight, bias)
 
 
 def embedding(ids, weight):
     """Rows of weight (V, D) at integer ids (...) -> (..., D)."""
-    return N.Embedding.apply(weight, ids=index_array(ids, weight.data))
+    return Embedding.apply(weight, ids=index_array(ids, weight.data))
 
 
 def layer_norm(x, weight, bias, eps=1e-5):
     """Layer normalization over the last axis."""
-    return N.LayerNorm.apply(x, weight, bias, eps=eps)
+    return LayerNorm.apply(x, weight, bias, eps=eps)
 
 
 def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0):
     """Mean cross-entropy of logits (N, V) against class ids (N,), skipping ignore_index."""
-    return N.CrossEntropy.apply(logits, target=index_array(target, logits.data),
+    return CrossEntropy.apply(logits, target=index_array(target, logits.data),
                                 ignore_index=ignore_index,
                                 label_smoothing=label_smoothing)

@@ -1,37 +1,36 @@
-"""Fused neural-network primitives: softmax, log-softmax, dropout, embedding, layer norm,
-and softmax cross-entropy.
+"""Fused neural-network primitives: softmax, log-softmax, dropout, linear, embedding, layer
+norm, and softmax cross-entropy.
 
 Each is one Function because composing it from primitives is unstable (softmax, log of a
-softmax) or slow (many temporaries over large arrays). Shapes: N rows, V classes, D features.
+softmax) or slow (many temporaries over large arrays), or because PyTorch has it as one
+(linear). Each is written as plain NumPy; where the speed corner (tinynmt/fast/) has a faster
+formulation, `if fast.enabled():` runs it and the plain lines follow under `else:`.
+Legend: ... leading axes, N rows, V classes, D features.
 """
-import numpy as np
-
+from .. import fast
 from ..backend import get_array_module, scatter_add_rows
 from .function import Function
-from ..fast.rowstats import mean_last, mean_last_of_product, sum_rows, sum_rows_of_product
 
 
 class Softmax(Function):
     def forward(self, x, axis=-1):
         xp = get_array_module(x)
-        y = x - x.max(axis=axis, keepdims=True)      # shift by the max: exp cannot overflow
-        xp.exp(y, out=y)
-        y /= y.sum(axis=axis, keepdims=True)
+        exps = xp.exp(x - x.max(axis=axis, keepdims=True))      # shift by the max: exp cannot overflow
+        y = exps / exps.sum(axis=axis, keepdims=True)
         self.y, self.axis = y, axis
         return y
 
     def backward(self, grad):
         # d/dx softmax: y * (g - sum(g * y))
         gy = grad * self.y
-        gy -= self.y * gy.sum(axis=self.axis, keepdims=True)
-        return (gy,)
+        return (gy - self.y * gy.sum(axis=self.axis, keepdims=True),)
 
 
 class LogSoftmax(Function):
     def forward(self, x, axis=-1):
         xp = get_array_module(x)
-        y = x - x.max(axis=axis, keepdims=True)
-        y -= xp.log(xp.exp(y).sum(axis=axis, keepdims=True))
+        shifted = x - x.max(axis=axis, keepdims=True)
+        y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
         self.y, self.axis = y, axis
         return y
 
@@ -42,32 +41,30 @@ class LogSoftmax(Function):
 
 
 class Dropout(Function):
-    """Zero each element with probability p, scale the rest by 1 / (1 - p).
-
-    The boolean mask is kept, not a float copy of it scaled: x * keep then *= scale is one
-    pass fewer to make (0.28 -> 0.20 ms on (64, 13, 512), 2-core Xeon, 2026-12-02), a quarter
-    of the memory to hold, and gives the same numbers as x * (keep * scale).
-    """
+    """Zero each element with probability p, scale the rest by 1 / (1 - p)."""
 
     def forward(self, x, p, generator):
-        self.keep = generator.keep_mask(x.shape, p)                  # bool, True = kept
-        self.scale = x.dtype.type(1.0 / (1.0 - p))
-        y = x * self.keep
-        y *= self.scale
-        return y
+        keep = generator.keep_mask(x.shape, p)                       # bool, True = kept
+        scale = x.dtype.type(1.0 / (1.0 - p))
+        self.fast = fast.enabled()              # backward takes forward's path, whatever the switch is then
+        if self.fast:                                                # keeps the boolean mask
+            self.keep, self.scale = keep, scale
+            return fast.scale_kept(x, keep, scale)
+        self.mask = keep * scale                                     # (...): 0 or 1 / (1 - p)
+        return x * self.mask
 
     def backward(self, grad):
-        # d/dx (x * keep * scale) = keep * scale
-        g = grad * self.keep
-        g *= self.scale
-        return (g,)
+        # d/dx (x * mask) = mask
+        if self.fast:
+            return (fast.scale_kept(grad, self.keep, self.scale),)
+        return (grad * self.mask,)
 
 
 class Linear(Function):
     """x @ weight.T + bias for x (..., in), weight (out, in), bias (out,) or None.
 
-    One Function rather than matmul + transpose + add: the rows of x are folded into one 2-D
-    GEMM, the bias is added in place, and weight's gradient comes out in weight's layout.
+    PyTorch's F.linear, the layer's textbook lines on the N rows of x: Y = X W^T + b, and
+    dX = G W, dW = G^T X, db = the sum of G's rows (weight's gradient in weight's layout).
     """
 
     def forward(self, x, weight, bias=None):
@@ -79,7 +76,7 @@ class Linear(Function):
         x2 = x.reshape(-1, x.shape[-1])                              # (N, in)
         y = xp.dot(x2, weight.T)                                     # (N, in) @ (in, out) -> (N, out)
         if bias is not None:
-            y += bias
+            y = y + bias
         return y.reshape(*x.shape[:-1], weight.shape[0])             # (..., out)
 
     def backward(self, grad):
@@ -92,7 +89,10 @@ class Linear(Function):
         if self.needs_input_grad[1]:
             grad_w = xp.dot(g2.T, self.x.reshape(-1, self.x.shape[-1]))  # (out, N) @ (N, in)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            grad_b = sum_rows(g2)                                    # g2.sum(axis=0), (out,)
+            if fast.enabled():                                       # as ones(N) @ g2
+                grad_b = fast.sum_rows(xp, g2)
+            else:
+                grad_b = g2.sum(axis=0)                              # (N, out) -> (out,)
         return grad_x, grad_w, grad_b
 
 
@@ -110,67 +110,34 @@ class Embedding(Function):
 
 
 class LayerNorm(Function):
-    """Normalize the last axis to zero mean and unit variance, then scale and shift.
-
-    The means are BLAS products (rowstats.py); the plain NumPy they replace is in comments.
-    """
+    """Normalize the last axis to zero mean and unit variance, then scale and shift."""
 
     def forward(self, x, gamma, beta, eps=1e-5):
         xp = get_array_module(x)
-        xhat = x - mean_last(x)[..., None]                           # x - x.mean(-1, keepdims)
-        var = mean_last_of_product(xhat, xhat)[..., None]            # (xhat * xhat).mean(-1, keepdims)
-        self.rstd = 1 / xp.sqrt(var + x.dtype.type(eps))             # (..., 1)
-        xhat *= self.rstd
-        self.xhat, self.gamma = xhat, gamma
-        y = xhat * gamma
-        y += beta
-        return y
+        if fast.enabled():                                           # means as BLAS products
+            xhat, rstd = fast.layer_norm_forward(xp, x, eps)
+        else:
+            centred = x - x.mean(axis=-1, keepdims=True)             # (..., D)
+            var = (centred * centred).mean(axis=-1, keepdims=True)   # (..., 1)
+            rstd = 1 / xp.sqrt(var + x.dtype.type(eps))              # (..., 1)
+            xhat = centred * rstd                                    # (..., D)
+        self.xhat, self.rstd, self.gamma = xhat, rstd, gamma
+        return xhat * gamma + beta
 
     def backward(self, grad):
         # with xhat = (x - mean) * rstd and gx = g * gamma:
         # dx = rstd * (gx - mean(gx) - xhat * mean(gx * xhat))
-        grad_gamma = sum_rows_of_product(grad, self.xhat) if self.needs_input_grad[1] else None
-        grad_beta = sum_rows(grad) if self.needs_input_grad[2] else None
-        gx = grad * self.gamma
-        dx = gx - mean_last(gx)[..., None]                           # gx - gx.mean(-1, keepdims)
-        dx -= self.xhat * mean_last_of_product(gx, self.xhat)[..., None]
-        dx *= self.rstd
+        xp = get_array_module(grad)
+        xhat, rstd, needs = self.xhat, self.rstd, self.needs_input_grad
+        if fast.enabled():
+            return fast.layer_norm_backward(xp, grad, xhat, rstd, self.gamma, needs[1], needs[2])
+        rows = tuple(range(grad.ndim - 1))                           # every axis but D
+        grad_gamma = (grad * xhat).sum(axis=rows) if needs[1] else None      # (D,)
+        grad_beta = grad.sum(axis=rows) if needs[2] else None                # (D,)
+        gx = grad * self.gamma                                       # (..., D)
+        dx = rstd * (gx - gx.mean(axis=-1, keepdims=True)
+                     - xhat * (gx * xhat).mean(axis=-1, keepdims=True))
         return dx, grad_gamma, grad_beta
-
-
-def softmax_rows(logits, block_rows=None):
-    """softmax over the last axis of (N, V) logits in a new array, and each row's max (N,) and
-    sum of exps (N,) -> (probs, row_max, total).
-
-    The plain version, which is what block_rows=None (and the GPU) runs:
-        row_max = logits.max(axis=1); probs = exp(logits - row_max[:, None])
-        total = probs.sum(axis=1); probs /= total[:, None]
-    Speed: on the CPU the rows go in blocks of `block_rows`, so that each block's four passes
-    (max, subtract, exp, divide) hit the L2 cache instead of memory. Measured on the tutorial's
-    logits (682 x 7,704 float32, 2-core Xeon, 2026-12-02), CrossEntropy's whole forward: 7.0 ms
-    in one block, 5.8-5.9 ms in blocks of 8, 16 or 32 rows, 6.8 ms in blocks of 64.
-    """
-    xp = get_array_module(logits)
-    n_rows = logits.shape[0]
-    # one block on the GPU: there, blocks would only add kernel launches
-    step = n_rows if block_rows is None or xp is not np else max(block_rows, 1)
-    probs = xp.empty_like(logits)                                # (N, V)
-    row_max = xp.empty(n_rows, dtype=logits.dtype)               # (N,)
-    total = xp.empty(n_rows, dtype=logits.dtype)                 # (N,)
-    for start in range(0, n_rows, step):
-        rows = slice(start, start + step)
-        block, out = logits[rows], probs[rows]                   # (R, V)
-        block_max = block.max(axis=1, keepdims=True)             # (R, 1): exp cannot overflow
-        xp.subtract(block, block_max, out=out)
-        xp.exp(out, out=out)
-        block_total = out.sum(axis=1, keepdims=True)             # (R, 1)
-        out /= block_total
-        row_max[rows], total[rows] = block_max[:, 0], block_total[:, 0]
-    return probs, row_max, total
-
-
-# rows per block in CrossEntropy's softmax on the CPU (32 x 7,704 float32: about 1 MB)
-CE_BLOCK_ROWS = 32
 
 
 class CrossEntropy(Function):
@@ -187,7 +154,13 @@ class CrossEntropy(Function):
         valid = target != ignore_index                               # (N,)
         safe_target = xp.where(valid, target, 0)
         rows = xp.arange(n_rows)
-        probs, row_max, total = softmax_rows(logits, CE_BLOCK_ROWS)  # (N, V), (N,), (N,)
+        if fast.enabled():                                           # in cache-sized row blocks
+            probs, row_max, total = fast.softmax_rows_blocked(xp, logits)
+        else:
+            row_max = logits.max(axis=1)                             # (N,): exp cannot overflow
+            exps = xp.exp(logits - row_max[:, None])                 # (N, V)
+            total = exps.sum(axis=1)                                 # (N,)
+            probs = exps / total[:, None]                            # (N, V)
         target_logit = logits[rows, safe_target] - row_max          # shifted as in the softmax, (N,)
         log_total = xp.log(total)
         nll = log_total - target_logit                               # -log p(target), (N,)
@@ -202,10 +175,9 @@ class CrossEntropy(Function):
 
     def backward(self, grad):
         # d/dlogits: softmax - target distribution, per row weighted by valid / count
-        e = self.label_smoothing
-        d = self.probs
-        d[self.rows, self.target] -= d.dtype.type(1 - e)
-        if e:
-            d -= d.dtype.type(e / d.shape[1])
-        d *= (self.weight * grad)[:, None]
-        return (d,)
+        e, probs, row_scale = self.label_smoothing, self.probs, self.weight * grad      # (N,)
+        if fast.enabled():                                           # written over probs
+            return (fast.cross_entropy_grad_in_place(probs, self.rows, self.target, e, row_scale),)
+        d = probs - probs.dtype.type(e / probs.shape[1])             # (N, V): e / V everywhere
+        d[self.rows, self.target] -= probs.dtype.type(1 - e)         # and 1 - e on the target
+        return (d * row_scale[:, None],)

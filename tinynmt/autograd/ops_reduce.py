@@ -1,6 +1,6 @@
-"""Reductions (sum, mean, max) and matrix multiplication."""
+"""Reductions: sum, mean and max over axes."""
 from ..backend import get_array_module
-from .function import Function, unbroadcast
+from .function import Function
 
 
 def normalize_axis(axis, ndim):
@@ -56,42 +56,3 @@ class Max(Function):
         # d max(x)/dx = 1 at the maximum (split between ties), 0 elsewhere
         share = self.is_max / self.is_max.sum(axis=self.axes, keepdims=True).astype(grad.dtype)
         return (expand_reduced(grad, self.is_max.shape, self.axes) * share,)
-
-
-class MatMul(Function):
-    """Batched a @ b: (..., n, k) @ (..., k, m) -> (..., n, m), leading dims broadcast.
-
-    A stack of rows times one matrix, (..., n, k) @ (k, m), is folded into one 2-D
-    product: a single large GEMM is much faster than a loop of small ones.
-    """
-
-    def forward(self, a, b):
-        if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
-                             f"(need (..., n, k) @ (..., k, m))")
-        try:
-            get_array_module(a, b).broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        except ValueError:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape}: the leading (batch) "
-                             f"dims do not broadcast") from None
-        self.a, self.b = a, b
-        if b.ndim == 2 and a.ndim > 2:
-            return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
-        return a @ b
-
-    def backward(self, grad):
-        # d(a @ b)/da = grad @ b^T, d(a @ b)/db = a^T @ grad
-        a, b = self.a, self.b
-        grad_a = grad_b = None
-        if b.ndim == 2 and a.ndim > 2:
-            grad2 = grad.reshape(-1, grad.shape[-1])                  # (N, m)
-            if self.needs_input_grad[0]:
-                grad_a = (grad2 @ b.T).reshape(a.shape)               # (N, m) @ (m, k)
-            if self.needs_input_grad[1]:
-                grad_b = a.reshape(-1, a.shape[-1]).T @ grad2         # (k, N) @ (N, m)
-            return grad_a, grad_b
-        if self.needs_input_grad[0]:
-            grad_a = unbroadcast(grad @ b.swapaxes(-1, -2), a.shape)
-        if self.needs_input_grad[1]:
-            grad_b = unbroadcast(a.swapaxes(-1, -2) @ grad, b.shape)
-        return grad_a, grad_b

@@ -1,11 +1,13 @@
 """Tensor: an array (NumPy or CuPy) that remembers how it was made, for reverse-mode autograd."""
 import numpy as np
 
+from .. import fast
 from ..backend import get_array_module, device_of, to_device, to_numpy
-from . import ops_elementwise as E
-from . import ops_nn as N
-from . import ops_reduce as R
-from . import ops_shape as S
+from .ops_elementwise import Add, Div, Exp, Log, MaskedFill, Mul, Neg, Pow, ReLU, Sqrt, Sub, Tanh
+from .ops_matmul import MatMul
+from .ops_nn import LogSoftmax, Softmax
+from .ops_reduce import Max, Mean, Sum
+from .ops_shape import GetItem, Permute, Reshape
 
 
 def as_array(value, like=None):
@@ -101,47 +103,48 @@ class Tensor:
 
     # ----- arithmetic (Python numbers take the tensor's dtype)
     def _pair(self, other):
+        """`other` as the second operand of a binary op; a Python number takes self's dtype."""
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, (int, float)):
+        if isinstance(other, (int, float)) and fast.enabled():
             return scalar_tensor(other, self.dtype)
-        return Tensor(as_array(other, like=self.data))
+        return Tensor(as_array(other, like=self.data))      # a number: a 0-d array on self's device
 
     def __add__(self, other):
-        return E.Add.apply(self, self._pair(other))
+        return Add.apply(self, self._pair(other))
 
     def __radd__(self, other):
-        return E.Add.apply(self._pair(other), self)
+        return Add.apply(self._pair(other), self)
 
     def __sub__(self, other):
-        return E.Sub.apply(self, self._pair(other))
+        return Sub.apply(self, self._pair(other))
 
     def __rsub__(self, other):
-        return E.Sub.apply(self._pair(other), self)
+        return Sub.apply(self._pair(other), self)
 
     def __mul__(self, other):
-        return E.Mul.apply(self, self._pair(other))
+        return Mul.apply(self, self._pair(other))
 
     def __rmul__(self, other):
-        return E.Mul.apply(self._pair(other), self)
+        return Mul.apply(self._pair(other), self)
 
     def __truediv__(self, other):
-        return E.Div.apply(self, self._pair(other))
+        return Div.apply(self, self._pair(other))
 
     def __rtruediv__(self, other):
-        return E.Div.apply(self._pair(other), self)
+        return Div.apply(self._pair(other), self)
 
     def __neg__(self):
-        return E.Neg.apply(self)
+        return Neg.apply(self)
 
     def __pow__(self, exponent):
-        return E.Pow.apply(self, exponent=exponent)
+        return Pow.apply(self, exponent=exponent)
 
     def __matmul__(self, other):
-        return R.MatMul.apply(self, self._pair(other))
+        return MatMul.apply(self, self._pair(other))
 
     def __rmatmul__(self, other):
-        return R.MatMul.apply(self._pair(other), self)
+        return MatMul.apply(self._pair(other), self)
 
     # ----- comparisons: plain boolean tensors, no gradient
     def __eq__(self, other):
@@ -169,50 +172,50 @@ class Tensor:
 
     # ----- pointwise functions
     def exp(self):
-        return E.Exp.apply(self)
+        return Exp.apply(self)
 
     def log(self):
-        return E.Log.apply(self)
+        return Log.apply(self)
 
     def sqrt(self):
-        return E.Sqrt.apply(self)
+        return Sqrt.apply(self)
 
     def relu(self):
-        return E.ReLU.apply(self)
+        return ReLU.apply(self)
 
     def tanh(self):
-        return E.Tanh.apply(self)
+        return Tanh.apply(self)
 
     def masked_fill(self, mask, value):
         """Fill positions where `mask` (broadcastable) is True with `value`."""
-        return E.MaskedFill.apply(self, Tensor(as_array(mask)), value=value)
+        return MaskedFill.apply(self, Tensor(as_array(mask)), value=value)
 
     def softmax(self, axis=-1):
-        return N.Softmax.apply(self, axis=axis)
+        return Softmax.apply(self, axis=axis)
 
     def log_softmax(self, axis=-1):
-        return N.LogSoftmax.apply(self, axis=axis)
+        return LogSoftmax.apply(self, axis=axis)
 
     # ----- reductions
     def sum(self, axis=None, keepdims=False):
-        return R.Sum.apply(self, axis=axis, keepdims=keepdims)
+        return Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        return R.Mean.apply(self, axis=axis, keepdims=keepdims)
+        return Mean.apply(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
-        return R.Max.apply(self, axis=axis, keepdims=keepdims)
+        return Max.apply(self, axis=axis, keepdims=keepdims)
 
     # ----- shapes
     def reshape(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return S.Reshape.apply(self, shape=tuple(shape))
+        return Reshape.apply(self, shape=tuple(shape))
 
     view = reshape  # the tutorial writes .view(...)
 
     def permute(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return S.Permute.apply(self, axes=tuple(axes))
+        return Permute.apply(self, axes=tuple(axes))
 
     def transpose(self, *axes):
         """Two axes: swap them, as PyTorch does. All the axes: permute them, as NumPy does."""
@@ -222,7 +225,7 @@ class Tensor:
             a, b = axes[0] % self.ndim, axes[1] % self.ndim
             order[a], order[b] = order[b], order[a]
             axes = order
-        return S.Permute.apply(self, axes=tuple(axes))
+        return Permute.apply(self, axes=tuple(axes))
 
     @property
     def T(self):
@@ -238,17 +241,13 @@ class Tensor:
             index = index.data
         elif isinstance(index, tuple):
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-        return S.GetItem.apply(self, index=index)
+        return GetItem.apply(self, index=index)
 
 
 def scalar_tensor(value, dtype):
-    """A Python number as a constant Tensor holding a NumPy scalar of `dtype`.
-
-    CuPy takes a NumPy scalar as a kernel argument, so `x * 0.5` on the GPU makes no 0-d
-    device array (and no host-to-device copy) per operation.
-    """
+    """A constant Tensor holding fast.host_scalar(value, dtype), a NumPy scalar on the host."""
     constant = Tensor(np.asarray(value, dtype=dtype))
-    constant.data = constant.data[()]      # the 0-d array's NumPy scalar
+    constant.data = fast.host_scalar(value, dtype)     # Tensor() itself would keep a 0-d array
     return constant
 
 

@@ -10,9 +10,11 @@ is the log of the models' mean probability, as fairseq's EnsembleModel computes 
     log p(y) = log((1/M) sum_m p_m(y)) = logsumexp_m(log p_m(y)) - log M
 
 (not the mean of the log-probabilities, which is a product of experts). An ensemble of
-one model gives that model's numbers exactly. The search code sees one decoder state with
-IncrementalDecoder's interface (`step`, `reorder`, `keep_sentences`), whatever the number
-of models: `start_decoding` makes it.
+one model gives that model's numbers exactly. An Ensemble has the interface search decodes
+with (incremental.py: `models`, `trg_pad_idx`, `max_positions()`, `start_decoding()`), and
+its decoder state, an EnsembleDecoder, has IncrementalDecoder's (`step`, `reorder`,
+`keep_sentences`): the search code has one path, whatever the number of models, and never
+imports this module.
 
 Legend: M models, N sentences, R rows (N * beams), S source length, V target vocabulary.
 """
@@ -53,30 +55,23 @@ class Ensemble:
     def __len__(self):
         return len(self.models)
 
+    def max_positions(self):
+        """(source, target) positions, <sos>/<eos> included, that every model takes."""
+        return (min(m.encoder.max_length for m in self.models), min(m.decoder.max_length for m in self.models))
 
-def members(model):
-    """The models of an Ensemble, or [model] for one model."""
-    return list(model.models) if isinstance(model, Ensemble) else [model]
-
-
-def max_positions(model):
-    """(source, target) positions, <sos>/<eos> included, that every model takes."""
-    models = members(model)
-    return (min(m.encoder.max_length for m in models), min(m.decoder.max_length for m in models))
+    def start_decoding(self, src, capacity):
+        """The decoder state of a batch src (N, S): an EnsembleDecoder."""
+        return EnsembleDecoder(self, src, capacity)
 
 
 class EnsembleDecoder:
     """IncrementalDecoder's interface over an Ensemble: one IncrementalDecoder per model."""
 
-    def __init__(self, ensemble, src, max_len, beams=1):
-        """src (N, S) padded source ids; each model encodes it and keeps its own caches."""
-        self.decoders = [IncrementalDecoder(model, src, max_len, beams) for model in ensemble.models]
-        first = self.decoders[0]
-        self.xp, self.beams, self.forbidden = first.xp, first.beams, first.forbidden
-
-    @property
-    def n_sentences(self):
-        return self.decoders[0].n_sentences
+    def __init__(self, ensemble, src, capacity):
+        """src (N, S) padded source ids; each model encodes it and keeps its own caches, with
+        room for `capacity` target positions."""
+        self.decoders = [IncrementalDecoder(model, src, capacity) for model in ensemble.models]
+        self.xp, self.forbidden = self.decoders[0].xp, self.decoders[0].forbidden
 
     @property
     def t(self):
@@ -101,10 +96,3 @@ class EnsembleDecoder:
         for decoder in self.decoders:
             decoder.keep_sentences(sentences)
 
-
-def start_decoding(model, src, max_len, beams=1):
-    """The decoder state that search steps: an IncrementalDecoder for a model, an
-    EnsembleDecoder for an Ensemble (same interface)."""
-    if isinstance(model, Ensemble):
-        return EnsembleDecoder(model, src, max_len, beams)
-    return IncrementalDecoder(model, src, max_len, beams)

@@ -18,9 +18,9 @@ import numpy as np
 from ..backend import get_array_module, to_numpy
 from ..data import Batches
 from ..data.textfile import check_parallel
-from .ensemble import max_positions
+from .incremental import max_positions
 from .scoring import reference_log_probs
-from .translator import Translator, encode_source
+from .translator import Translator, encode_sentence
 
 
 def sacrebleu_score(hypotheses, references, lowercase):
@@ -32,7 +32,7 @@ def sacrebleu_score(hypotheses, references, lowercase):
 
 
 def evaluate_bleu(model, src_lines, ref_lines, src_vocab, trg_vocab, tokenizer, beam=1, lenpen=1.0,
-                  batch_size=128, max_len=50, lowercase=None, warn=None):
+                  batch_size=128, max_steps=50, lowercase=None, warn=None):
     """Translate src_lines and score them against ref_lines -> (BLEUScore, hypotheses, seconds).
 
     lowercase=None follows the tokenizer. The score's `signature` attribute holds
@@ -42,7 +42,7 @@ def evaluate_bleu(model, src_lines, ref_lines, src_vocab, trg_vocab, tokenizer, 
     if lowercase is None:
         lowercase = tokenizer.lower
     translator = Translator(model, src_vocab, trg_vocab, tokenizer, beam=beam, lenpen=lenpen,
-                            max_len=max_len, batch_size=batch_size, warn=warn)
+                            max_steps=max_steps, batch_size=batch_size, warn=warn)
     start = time.perf_counter()
     hypotheses = translator.translate(src_lines)
     seconds = time.perf_counter() - start
@@ -74,8 +74,8 @@ def evaluate_loss(model, src_lines, trg_lines, src_vocab, trg_vocab, tokenizer, 
     for src, trg in zip(src_lines, trg_lines):
         src_tokens, trg_tokens = tokenizer.tokenize(src), tokenizer.tokenize(trg)
         if src_tokens and trg_tokens:
-            src_ids.append(encode_source(src_tokens, src_vocab, src_positions)[0])
-            trg_ids.append(encode_source(trg_tokens, trg_vocab, trg_positions)[0])
+            src_ids.append(encode_sentence(src_tokens, src_vocab, src_positions)[0])
+            trg_ids.append(encode_sentence(trg_tokens, trg_vocab, trg_positions)[0])
     if not src_ids:
         return LossResult(math.nan, math.nan, 0)
     sums, counts = [], []

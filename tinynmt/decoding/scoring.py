@@ -25,9 +25,9 @@ from ..autograd import log_softmax, no_grad
 from ..backend import get_array_module, to_device, to_numpy
 from ..data import Batches
 from ..data.textfile import check_parallel
-from .ensemble import max_positions, mean_of_probabilities, members
-from .incremental import eval_mode
-from .translator import encode_source
+from .ensemble import mean_of_probabilities
+from .incremental import eval_mode, max_positions, members
+from .translator import encode_sentence
 
 
 @no_grad()
@@ -64,7 +64,7 @@ def score_references(model, src_lines: Sequence[str], ref_lines: Sequence[str], 
             continue
         for what, toks, vocab, room, ids in zip(("source", "reference"), tokens, (src_vocab, trg_vocab),
                                                 positions, sides):
-            framed, _, dropped = encode_source(toks, vocab, room)
+            framed, _, dropped = encode_sentence(toks, vocab, room)
             if dropped:
                 warn(f"{names[i]}: {what} of {len(toks)} tokens, more than the model's {room - 2} "
                      f"(max_length {room} with <sos>/<eos>): dropped the last {dropped}")

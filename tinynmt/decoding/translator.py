@@ -25,9 +25,8 @@ import numpy as np
 from ..autograd import no_grad
 from ..backend import to_numpy
 from ..data import EOS_IDX, SOS_IDX, Batches
-from .ensemble import max_positions
-from .incremental import eval_mode
-from .search import check_nbest, greedy_search, search
+from .incremental import eval_mode, max_positions
+from .search import check_max_steps, check_nbest, greedy_search, search
 
 
 @dataclass
@@ -51,33 +50,33 @@ class Translation:
     src_ids: List[int]        # the model's source ids, <sos>/<eos> included
     ids: List[int]            # output ids, no <sos>/<eos>
     score: Optional[float]    # length-normalised log-probability (None when not decoded)
-    finished: bool            # the output ended with <eos> (False: cut at max_len, or empty)
+    finished: bool            # the output ended with <eos> (False: cut at max_steps, or empty)
     nbest: List[Hypothesis] = field(default_factory=list)  # the nbest best, best first ([]: not decoded)
 
 
-def encode_source(tokens, src_vocab, max_positions):
-    """Source ids framed by <sos>/<eos>, cut to max_positions -> (ids, kept tokens, n dropped)."""
+def encode_sentence(tokens, vocab, max_positions):
+    """A tokenized sentence (a source, or a reference) as ids framed by <sos>/<eos>, cut to
+    max_positions -> (ids, kept tokens, n dropped)."""
     room = max_positions - 2
     dropped = max(0, len(tokens) - room)
     kept = list(tokens[:room]) if dropped else list(tokens)
-    return [SOS_IDX, *src_vocab.encode(kept), EOS_IDX], kept, dropped
+    return [SOS_IDX, *vocab.encode(kept), EOS_IDX], kept, dropped
 
 
 class Translator:
     """Translate lists of sentences with a model (or an Ensemble): greedy (beam 1) or beam
     search, keeping the nbest best outputs of each."""
 
-    def __init__(self, model, src_vocab, trg_vocab, tokenizer, beam=1, lenpen=1.0, max_len=50,
+    def __init__(self, model, src_vocab, trg_vocab, tokenizer, beam=1, lenpen=1.0, max_steps=50,
                  batch_size=128, warn: Optional[Callable[[str], None]] = None, nbest=1):
-        for name, value in (("beam", beam), ("batch_size", batch_size), ("max_len", max_len)):
+        """max_steps: the most output tokens of a sentence, <eos> included."""
+        for name, value in (("beam", beam), ("batch_size", batch_size), ("max_steps", max_steps)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
         check_nbest(int(beam), int(nbest))
-        positions = max_positions(model)[1]
-        if max_len > positions:
-            raise ValueError(f"max_len {max_len} is more than the model's {positions} target positions")
+        check_max_steps(model, int(max_steps))
         self.model, self.src_vocab, self.trg_vocab, self.tokenizer = model, src_vocab, trg_vocab, tokenizer
-        self.beam, self.lenpen, self.max_len, self.batch_size = int(beam), float(lenpen), int(max_len), int(batch_size)
+        self.beam, self.lenpen, self.max_steps, self.batch_size = int(beam), float(lenpen), int(max_steps), int(batch_size)
         self.nbest = int(nbest)
         self.warn = warn or (lambda message: warnings.warn(message, stacklevel=3))
 
@@ -93,7 +92,7 @@ class Translator:
         todo, todo_ids = [], []
         for i, sentence in enumerate(sentences):
             tokens = self.tokenizer.tokenize(sentence)
-            ids, kept, dropped = encode_source(tokens, self.src_vocab, positions)
+            ids, kept, dropped = encode_sentence(tokens, self.src_vocab, positions)
             if dropped:
                 self.warn(f"{names[i]}: {len(tokens)} tokens, more than the model's {positions - 2} "
                           f"(max_length {positions} with <sos>/<eos>): dropped the last {dropped}")
@@ -104,8 +103,8 @@ class Translator:
         if todo:
             # sorted by length into batches: little padding, and the same batches every time
             for batch in Batches(todo_ids, None, batch_size=self.batch_size):
-                hyps = search(self.model, batch.src, beam=self.beam, max_len=self.max_len, lenpen=self.lenpen,
-                              nbest=self.nbest)
+                hyps = search(self.model, batch.src, beam=self.beam, max_steps=self.max_steps,
+                              lenpen=self.lenpen, nbest=self.nbest)
                 for row, j in enumerate(batch.index.tolist()):
                     record = results[todo[j]]
                     record.nbest = [self.hypothesis(hyps, row * self.nbest + k) for k in range(self.nbest)]
@@ -136,7 +135,8 @@ def translate_sentence(model, sentence, src_vocab, trg_vocab, tokenizer, max_len
     last layer's cross-attention as a NumPy array (H, T_out, S)).
 
     `sentence` is a string (tokenized here) or a list of tokens (lowercased when the
-    tokenizer lowercases, as the tutorial does). Row i of the attention is the step that
+    tokenizer lowercases, as the tutorial does); max_len, the tutorial's name, is search's
+    max_steps: the most output tokens, <eos> included. Row i of the attention is the step that
     predicted output token i; when the output ended with <eos>, one more row predicted
     it (T_out = len(tokens) + 1). Columns are <sos>, the source tokens, <eos>.
     """
@@ -144,11 +144,11 @@ def translate_sentence(model, sentence, src_vocab, trg_vocab, tokenizer, max_len
         tokens = tokenizer.tokenize(sentence)
     else:
         tokens = [t.lower() for t in sentence] if tokenizer.lower else list(sentence)
-    ids, _, dropped = encode_source(tokens, src_vocab, model.encoder.max_length)
+    ids, _, dropped = encode_sentence(tokens, src_vocab, model.encoder.max_length)
     if dropped:
         warnings.warn(f"the sentence has {len(tokens)} tokens, more than the model takes: "
                       f"dropped the last {dropped}", stacklevel=2)
-    hyps = greedy_search(model, np.array([ids]), max_len=max_len)
+    hyps = greedy_search(model, np.array([ids]), max_steps=max_len)
     out_ids = hyps.tokens[0]
     attention = attention_of(model, ids, out_ids, bool(hyps.finished[0]))
     return trg_vocab.decode(out_ids), attention

@@ -1,16 +1,21 @@
-"""The speed corner: CPU tricks that replace a plain line of NumPy, each with its measured gain.
+"""Speed corner: NumPy-only tricks (and the allocator), each replacing one plain line.
 
-Read the plain version first (each docstring quotes it, and the caller's comment names it);
-these functions do the same thing faster on NumPy arrays. Nothing here changes a result
-beyond float rounding, and tests check each against its plain version. Timings: the 2-core
-Intel Xeon of benchmarks/RESULTS.md, NumPy 2.4, best of 30 calls, 2026-12-02.
+Read the plain version first (each docstring quotes it, and the caller has it beside the
+call); these functions do the same thing faster on NumPy arrays. Nothing here changes a
+result beyond float rounding (the dropout mask draws other random numbers, with the same
+odds), and tests/test_fast.py checks each against its plain version. Timings: the 2-core
+Intel Xeon of benchmarks/RESULTS.md, NumPy 2.4, best of 30 calls, 2026-12-02; rerun with
+benchmarks/bench_fast.py.
 
-backend.py calls the first three for NumPy arrays only (its CuPy path is the plain one);
-decoding calls top_k_blocked on either backend (it takes the array module).
+backend.py calls keep_mask_from_bits and scatter_add_sorted for NumPy arrays only, when the
+switch is on (its CuPy path is the plain one). keep_freed_memory and top_k_blocked are called
+from outside the engine, so they read the switch themselves.
 """
 import ctypes
 
 import numpy as np
+
+from .switch import enabled
 
 
 def keep_freed_memory():
@@ -20,8 +25,11 @@ def keep_freed_memory():
     (logits, gradients) at every step; by default each is a fresh mmap whose pages fault on
     first touch, which cost 10-25% of a CPU step (benchmarks/RESULTS.md, "Allocator").
     Process-wide, so the programs call it, not the library; returns False where it does not
-    apply (no glibc).
+    apply (no glibc) and, doing nothing, when the switch is off (TINYNMT_PLAIN=1). Once set it
+    stays set: `use_fast(False)` later does not undo it.
     """
+    if not enabled():
+        return False
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
@@ -76,11 +84,12 @@ def top_k_blocked(xp, scores, k, top_k):
     a beam step over K * V scores. The k best all lie in the k blocks with the largest
     maxima (a block holding one of them has a maximum at least as large as it), so: block
     maxima (a fast reduction), the best k blocks, then select among their k * C entries.
-    10.6 against 18.2 ms for (128, 5 x 7,704) scores and k = 10.
+    10.6 against 18.2 ms for (128, 5 x 7,704) scores and k = 10. With the switch off it is
+    `top_k` itself.
     """
     n, m = scores.shape
     size = _block_size(m, k)
-    if size is None:
+    if size is None or not enabled():
         return top_k(scores, k)
     blocks = scores.reshape(n, m // size, size)                            # (n, m/C, C)
     best_blocks = top_k(blocks.max(axis=2), k)                             # (n, k)

@@ -5,12 +5,26 @@ classes and attribute names are the tutorial's, so `state_dict()` keys equal tin
 weights move one to one (`load_tinynmt_weights`). attention_dropout / activation_dropout
 (None: the layer's dropout, the tutorial's) set the dropout on the attention weights and after
 the feed-forward ReLU apart, as tinynmt's ModelConfig does.
+
+It shares no code with tinynmt (it imports only PyTorch), so a parity test compares two
+independent writings of the model.
 Legend: B batch, S source length, T target length, D hidden, H heads, Dh head dim.
 """
 import torch
 from torch import nn
 
-from ..nn.transformer import add_layer_norms, sublayer_dropouts
+
+def make_norms(layer, layer_norms, names, hid_dim):
+    """The article's one `layer_norm` used after every sublayer ("shared"), or the later
+    notebook's one norm per sublayer ("separate"); returns the norms in sublayer order."""
+    if layer_norms == "shared":
+        layer.layer_norm = nn.LayerNorm(hid_dim)
+        return [layer.layer_norm] * len(names)
+    if layer_norms != "separate":
+        raise ValueError(f"layer_norms must be shared or separate, got {layer_norms!r}")
+    for name in names:
+        setattr(layer, name, nn.LayerNorm(hid_dim))
+    return [getattr(layer, name) for name in names]
 
 
 class MultiHeadAttentionLayer(nn.Module):
@@ -53,15 +67,15 @@ class EncoderLayer(nn.Module):
     def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared", attention_dropout=None,
                  activation_dropout=None):
         super().__init__()
-        self.norm_names = add_layer_norms(self, layer_norms, ("self_attn_layer_norm", "ff_layer_norm"),
-                                          lambda: nn.LayerNorm(hid_dim))
-        attention_p, activation_p = sublayer_dropouts(dropout, attention_dropout, activation_dropout)
+        self.norms = make_norms(self, layer_norms, ("self_attn_layer_norm", "ff_layer_norm"), hid_dim)
+        attention_p = dropout if attention_dropout is None else attention_dropout
+        activation_p = dropout if activation_dropout is None else activation_dropout
         self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
         self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, activation_p)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, src, src_mask):
-        norm1, norm2 = (getattr(self, name) for name in self.norm_names)
+        norm1, norm2 = self.norms
         _src, _ = self.self_attention(src, src, src, src_mask)
         src = norm1(src + self.dropout(_src))
         return norm2(src + self.dropout(self.positionwise_feedforward(src)))
@@ -91,17 +105,17 @@ class DecoderLayer(nn.Module):
     def __init__(self, hid_dim, n_heads, pf_dim, dropout, layer_norms="shared", attention_dropout=None,
                  activation_dropout=None):
         super().__init__()
-        self.norm_names = add_layer_norms(
-            self, layer_norms, ("self_attn_layer_norm", "enc_attn_layer_norm", "ff_layer_norm"),
-            lambda: nn.LayerNorm(hid_dim))
-        attention_p, activation_p = sublayer_dropouts(dropout, attention_dropout, activation_dropout)
+        self.norms = make_norms(self, layer_norms, ("self_attn_layer_norm", "enc_attn_layer_norm",
+                                                    "ff_layer_norm"), hid_dim)
+        attention_p = dropout if attention_dropout is None else attention_dropout
+        activation_p = dropout if activation_dropout is None else activation_dropout
         self.self_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
         self.encoder_attention = MultiHeadAttentionLayer(hid_dim, n_heads, attention_p)
         self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, activation_p)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, trg, enc_src, trg_mask, src_mask):
-        norm1, norm2, norm3 = (getattr(self, name) for name in self.norm_names)
+        norm1, norm2, norm3 = self.norms
         _trg, _ = self.self_attention(trg, trg, trg, trg_mask)
         trg = norm1(trg + self.dropout(_trg))
         _trg, attention = self.encoder_attention(trg, enc_src, enc_src, src_mask)

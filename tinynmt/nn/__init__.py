@@ -1,14 +1,13 @@
 """Layers, losses and the tutorial's Transformer, composed from autograd ops."""
 from . import init
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
-from ..decoding.cache import DecoderCache, KVCache
 from .layers import Dropout, Embedding, LayerNorm, Linear, set_dropout_generator
-from .loss import CrossEntropyLoss, rdrop_loss, symmetric_kl, teacher_forced_loss
+from .loss import CrossEntropyLoss, teacher_forced_logits, teacher_forced_loss
 from .module import Module, ModuleList, Parameter
 from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer, ModelConfig, Seq2Seq, build_transformer, tie_embedding_weights)
 
-__all__ = ["CrossEntropyLoss", "Decoder", "DecoderCache", "DecoderLayer", "Dropout", "Embedding",
-           "Encoder", "EncoderLayer", "KVCache", "LayerNorm", "Linear", "ModelConfig", "Module", "ModuleList",
+__all__ = ["CrossEntropyLoss", "Decoder", "DecoderLayer", "Dropout", "Embedding",
+           "Encoder", "EncoderLayer", "LayerNorm", "Linear", "ModelConfig", "Module", "ModuleList",
            "MultiHeadAttentionLayer", "Parameter", "PositionwiseFeedforwardLayer", "Seq2Seq",
-           "build_transformer", "init", "rdrop_loss", "set_dropout_generator", "symmetric_kl",
+           "build_transformer", "init", "set_dropout_generator", "teacher_forced_logits",
            "teacher_forced_loss", "tie_embedding_weights"]

@@ -1,7 +1,11 @@
 """Multi-head attention and the position-wise feed-forward block, as in the tutorial.
 
-Legend: B batch, Q query length, K key length, D hidden (hid_dim), H heads, Dh head dim, P pf_dim;
-decoding with beam search: N sentences, beams rows each (B = N * beams queries, N keys/values).
+`MultiHeadAttentionLayer.forward` is the tutorial's: project, split into heads, attend,
+merge the heads, project. Its pieces are methods (`split_heads`, `attend`, `merge_heads`)
+so that decoding with cached keys/values (tinynmt/decoding/cache.py) composes the same
+maths instead of writing it again.
+
+Legend: B batch, Q query length, K key length, D hidden (hid_dim), H heads, Dh head dim, P pf_dim.
 """
 import math
 
@@ -32,34 +36,27 @@ class MultiHeadAttentionLayer(Module):
         batch_size = x.shape[0]
         return x.view(batch_size, -1, self.n_heads, self.head_dim).permute(0, 2, 1, 3)
 
+    def merge_heads(self, x):
+        """(B, H, L, Dh) -> (B, L, D)"""
+        batch_size = x.shape[0]
+        return x.permute(0, 2, 1, 3).reshape(batch_size, -1, self.hid_dim)
+
     def attend(self, Q, K, V, mask=None):
-        """Attention of per-head queries over keys/values -> (output (B, Q, D), weights (B, H, Q, K))."""
+        """Scaled dot-product attention per head -> (output (B, H, Q, Dh), weights (B, H, Q, K))."""
         energy = (Q @ K.permute(0, 1, 3, 2)) / self.scale       # (B, H, Q, Dh) @ (B, H, Dh, K) -> (B, H, Q, K)
         if mask is not None:
             energy = energy.masked_fill(mask == 0, MASK_VALUE)  # mask (B, 1, 1|Q, K)
         attention = softmax(energy, axis=-1)                    # (B, H, Q, K)
-        x = self.dropout(attention) @ V                         # (B, H, Q, K) @ (B, H, K, Dh) -> (B, H, Q, Dh)
-        x = x.permute(0, 2, 1, 3).reshape(Q.shape[0], -1, self.hid_dim)  # (B, Q, D)
-        return self.fc_o(x), attention
+        return self.dropout(attention) @ V, attention           # (B, H, Q, K) @ (B, H, K, Dh) -> (B, H, Q, Dh)
 
-    def forward(self, query, key, value, mask=None, cache=None):
-        """query (B, Q, D), key/value (B, K, D), mask broadcastable to (B, H, Q, K).
-
-        Decoding passes `cache`, a KVCache (nn/cache.py): keys/values kept from earlier steps;
-        with beams > 1 the attention weights are then (N, H, beams * Q, K)."""
-        if cache is not None and cache.beams > 1:               # a sentence's beams: its query positions
-            query = query.reshape(-1, cache.beams * query.shape[1], self.hid_dim)  # (N*beams, Q, D) -> (N, beams*Q, D)
+    def forward(self, query, key, value, mask=None):
+        """query (B, Q, D), key/value (B, K, D), mask broadcastable to (B, H, Q, K)
+        -> output (B, Q, D), attention weights (B, H, Q, K)."""
         Q = self.split_heads(self.fc_q(query))                  # (B, H, Q, Dh)
-        if cache is not None and cache.complete:                # cross-attention after the first step:
-            K, V = cache.keys_values()                          # the encoder output's, (B, H, K, Dh)
-        else:
-            K = self.split_heads(self.fc_k(key))                # (B, H, K, Dh)
-            V = self.split_heads(self.fc_v(value))              # (B, H, K, Dh)
-            if cache is not None:                               # keep them; self-attention gets every
-                K, V = cache.update(K, V)                       # position so far, (B, H, t, Dh)
-        x, attention = self.attend(Q, K, V, mask)
-        if cache is not None and cache.beams > 1:
-            x = x.reshape(-1, x.shape[1] // cache.beams, self.hid_dim)  # (N, beams*Q, D) -> (N*beams, Q, D)
+        K = self.split_heads(self.fc_k(key))                    # (B, H, K, Dh)
+        V = self.split_heads(self.fc_v(value))                  # (B, H, K, Dh)
+        x, attention = self.attend(Q, K, V, mask)               # (B, H, Q, Dh), (B, H, Q, K)
+        x = self.fc_o(self.merge_heads(x))                      # (B, Q, D)
         return x, attention
 
 

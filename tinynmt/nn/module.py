@@ -15,6 +15,23 @@ class Parameter(Tensor):
         return f"Parameter(shape={self.shape}, dtype={self.dtype}, device={self.device!r})"
 
 
+class RemovableHandle:
+    """What register_forward_hook returns: remove() (or leaving a `with` block) takes the hook off."""
+
+    def __init__(self, hooks, hook):
+        self.hooks = hooks
+        hooks[self] = hook          # keyed by the handle itself: hooks run in the order registered
+
+    def remove(self):
+        self.hooks.pop(self, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.remove()
+
+
 class Module:
     """Base class: Parameters and Modules assigned as attributes are registered by name."""
 
@@ -36,7 +53,19 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        output = self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_forward_hooks")
+        if hooks:
+            for hook in list(hooks.values()):       # a copy: a hook may remove itself
+                result = hook(self, args, output)   # PyTorch's rule: a non-None result replaces the output
+                output = output if result is None else result
+        return output
+
+    def register_forward_hook(self, hook):
+        """Call hook(module, args, output) after every forward (PyTorch's); handle.remove() undoes it."""
+        if "_forward_hooks" not in self.__dict__:   # made on first use: most modules never get one
+            object.__setattr__(self, "_forward_hooks", {})
+        return RemovableHandle(self._forward_hooks, hook)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
@@ -100,7 +129,7 @@ class Module:
             if tuple(array.shape) != param.shape:
                 raise ValueError(f"state_dict: {name} has shape {tuple(array.shape)}, "
                                  f"the model expects {param.shape}")
-            # copy in place: an optimizer may hold views of these arrays
+            # into the parameter's own array, so it keeps its dtype and device
             param.data[...] = to_device(np.asarray(array, dtype=param.dtype), param.device)
         return self
 
@@ -113,7 +142,7 @@ class Module:
         return self.train(False)
 
     def to(self, device):
-        """Move every parameter's array to `device` in place (optimizers keep their references)."""
+        """Move every parameter's array (and gradient) to `device`; the Parameter objects stay."""
         check_device(device)
         for param in self.parameters():
             param.data = to_device(param.data, device)

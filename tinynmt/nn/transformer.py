@@ -10,6 +10,11 @@ Layer norms: the article's layers have one `layer_norm` used after every sublaye
 (`self_attn_layer_norm`, `enc_attn_layer_norm`, `ff_layer_norm`: layer_norms="separate"),
 so the weights of either version load under their own names.
 
+The forwards are the tutorial's and know nothing of decoding: tinynmt/decoding/incremental.py
+runs the decoder one position at a time by calling these modules' pieces (`embed` from a
+position, each layer's attentions through the key/value caches of tinynmt/decoding/cache.py,
+its norms, dropout and feed-forward, then `fc_out`).
+
     model = build_transformer(src_vocab_size, trg_vocab_size, PAD_IDX, PAD_IDX)   # the tutorial's
     model = build_transformer(..., ModelConfig(hid_dim=128, enc_layers=2), seed=1)  # other sizes
     model = build_transformer(..., config, seed=config.seed)   # a training Config is a ModelConfig
@@ -107,15 +112,18 @@ def sublayer_dropouts(dropout, attention_dropout, activation_dropout):
             dropout if activation_dropout is None else activation_dropout)
 
 
-def embed(tokens, tok_embedding, pos_embedding, dropout, scale, max_length, what, start=0):
-    """dropout(tok_embedding(tokens) * sqrt(D) + pos_embedding(positions)): (B, L) -> (B, L, D);
-    positions start at `start` (decoding: after the cached ones)."""
-    end = start + tokens.shape[1]
-    if end > max_length:
-        raise ValueError(f"{what} of {end} tokens is longer than max_length={max_length}")
-    xp = get_array_module(tok_embedding.weight.data)
-    positions = xp.arange(start, end)                               # (L,), broadcast over B
-    return dropout(tok_embedding(tokens) * scale + pos_embedding(positions))  # (B, L, D)
+def position_ids(side, length, what):
+    """Positions 0 .. length-1 (L,) on the device of `side` (an Encoder or Decoder); a
+    ValueError naming its max_length when the sentence is longer."""
+    if length > side.max_length:
+        raise ValueError(f"{what} of {length} tokens is longer than max_length={side.max_length}")
+    return get_array_module(side.tok_embedding.weight.data).arange(length)   # (L,), broadcast over B
+
+
+def embed(side, tokens, positions):
+    """The tutorial's embedding of an Encoder or Decoder `side`: dropout(tok_embedding(tokens)
+    * sqrt(D) + pos_embedding(positions)); tokens (B, L), positions (L,) -> (B, L, D)."""
+    return side.dropout(side.tok_embedding(tokens) * side.scale + side.pos_embedding(positions))
 
 
 class EncoderLayer(Module):
@@ -155,8 +163,7 @@ class Encoder(Module):
 
     def forward(self, src, src_mask):
         """src (B, S) ids, src_mask (B, 1, 1, S) -> (B, S, D)"""
-        src = embed(src, self.tok_embedding, self.pos_embedding, self.dropout, self.scale,
-                    self.max_length, "source")
+        src = embed(self, src, position_ids(self, src.shape[1], "source"))   # (B, S, D)
         for layer in self.layers:
             src = layer(src, src_mask)
         return src
@@ -177,14 +184,12 @@ class DecoderLayer(Module):
         self.positionwise_feedforward = PositionwiseFeedforwardLayer(hid_dim, pf_dim, activation_p)
         self.dropout = Dropout(dropout)
 
-    def forward(self, trg, enc_src, trg_mask, src_mask, cache=None):
-        """trg (B, T, D), enc_src (B, S, D) -> (B, T, D), attention (B, H, T, S).
-        Decoding passes `cache`, this layer's (self-attention, cross-attention) KVCache pair."""
-        self_cache, cross_cache = (None, None) if cache is None else cache
+    def forward(self, trg, enc_src, trg_mask, src_mask):
+        """trg (B, T, D), enc_src (B, S, D) -> (B, T, D), attention (B, H, T, S)"""
         self_attn_norm, enc_attn_norm, ff_norm = (getattr(self, name) for name in self.norm_names)
-        _trg, _ = self.self_attention(trg, trg, trg, trg_mask, cache=self_cache)
+        _trg, _ = self.self_attention(trg, trg, trg, trg_mask)
         trg = self_attn_norm(trg + self.dropout(_trg))
-        _trg, attention = self.encoder_attention(trg, enc_src, enc_src, src_mask, cache=cross_cache)
+        _trg, attention = self.encoder_attention(trg, enc_src, enc_src, src_mask)
         trg = enc_attn_norm(trg + self.dropout(_trg))
         trg = ff_norm(trg + self.dropout(self.positionwise_feedforward(trg)))
         return trg, attention
@@ -204,18 +209,11 @@ class Decoder(Module):
         self.dropout = Dropout(dropout)
         self.scale = math.sqrt(hid_dim)
 
-    def forward(self, trg, enc_src, trg_mask, src_mask, cache=None):
-        """trg (B, T) ids -> logits (B, T, V), last layer's attention (B, H, T, S).
-
-        Decoding passes `cache`, a DecoderCache (nn/cache.py): trg is then the positions after
-        the cached ones; a step of one position needs no trg_mask (None: all it sees is earlier)."""
-        start = 0 if cache is None else cache.length           # decoding: positions go on from the cache
-        trg = embed(trg, self.tok_embedding, self.pos_embedding, self.dropout, self.scale,
-                    self.max_length, "target", start)
-        attention = None
-        for i, layer in enumerate(self.layers):
-            layer_cache = None if cache is None else cache.layers[i]  # its (self, cross) KVCache pair
-            trg, attention = layer(trg, enc_src, trg_mask, src_mask, layer_cache)
+    def forward(self, trg, enc_src, trg_mask, src_mask):
+        """trg (B, T) ids -> logits (B, T, V), last layer's attention (B, H, T, S)"""
+        trg = embed(self, trg, position_ids(self, trg.shape[1], "target"))   # (B, T, D)
+        for layer in self.layers:
+            trg, attention = layer(trg, enc_src, trg_mask, src_mask)
         return self.fc_out(trg), attention
 
 

@@ -98,7 +98,7 @@ def run(args):
     cut = []  # one summary line instead of a warning per over-long sentence
     score, hypotheses, seconds = evaluate_bleu(model, src_lines, ref_lines, *vocabs, beam=args.beam,
                                                lenpen=args.lenpen, batch_size=args.batch_size,
-                                               max_len=args.max_len, warn=cut.append)
+                                               max_steps=args.max_len, warn=cut.append)
     if cut:
         warn(f"{len(cut):,} source sentences were longer than the model's positions and were cut "
              f"to fit; the first: {cut[0]}")

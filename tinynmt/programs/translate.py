@@ -6,6 +6,7 @@
     python -m tinynmt.translate --checkpoint runs/RUN "Ein Hund rennt." --attention att.png
     python -m tinynmt.translate --checkpoint runs/A runs/B/best.npz --beam 5 --nbest 3 "Ein Hund rennt."
     python -m tinynmt.translate --checkpoint runs/RUN --score-reference --input test.de --reference test.en
+    python -m tinynmt.translate --checkpoint runs/RUN --beam 5 --nbest 3 --explore page.html "Ein Hund rennt."
 
 --checkpoint is a checkpoint file, or a run folder (its best.npz is used). Several make an
 ensemble: at each step of greedy or beam search, the next token's log-probability is the
@@ -130,6 +131,11 @@ def build_parser():
     parser.add_argument("--attention", metavar="FILE.png",
                         help="draw the first sentence's last-layer cross-attention, one panel per head "
                              "(one checkpoint only)")
+    parser.add_argument("--explore", metavar="PAGE.html",
+                        help="write a page showing every layer's and head's attention, the n-best list and "
+                             "each token's log-probability (one checkpoint; no sentence: an empty page "
+                             "that loads --explore-json files)")
+    parser.add_argument("--explore-json", metavar="FILE.json", help="write that page's data as JSON")
     parser.add_argument("--score-reference", action="store_true",
                         help="print the log-probability of each line of --reference given the line "
                              "of --input, instead of translating")
@@ -199,6 +205,9 @@ def check_modes(args):
             raise CLIError("--score-reference needs --input FILE and --reference FILE (and no sentences)")
         if args.nbest is not None or args.attention:
             raise CLIError("--score-reference scores references: it takes no --nbest or --attention")
+    if args.explore or args.explore_json:
+        from .explore import check_explore_options
+        check_explore_options(args, CLIError)
 
 
 def score_references_of_files(args, checkpoint, model):
@@ -275,7 +284,7 @@ def translate_into(out, args, checkpoint, model):
     """Translate the sentences, --input or stdin, writing to the binary stream `out`."""
     from ..decoding import Translator
     translator = Translator(model, checkpoint.src_vocab, checkpoint.trg_vocab, checkpoint.tokenizer,
-                            beam=args.beam, lenpen=args.lenpen, max_len=args.max_len,
+                            beam=args.beam, lenpen=args.lenpen, max_steps=args.max_len,
                             batch_size=args.batch_size, warn=warn, nbest=args.nbest or 1)
 
     def text(number, line, record):
@@ -290,7 +299,13 @@ def translate_into(out, args, checkpoint, model):
         out.flush()
         if args.attention and records:
             draw_attention(translator, records[0], args.attention)
+        if args.explore or args.explore_json:
+            from .explore import write_explorer
+            write_explorer(args, translator, lines, records, CLIError)
         return
+    if args.explore:                              # no sentences: the empty page, stdin is not read
+        from .explore import write_explorer
+        return write_explorer(args, translator, [], [], CLIError)
     for number, raw in enumerate(iter(sys.stdin.buffer.readline, b"")):
         name = f"<stdin> line {number + 1}"
         line = decode_line(raw[:-1] if raw.endswith(b"\n") else raw, name)

@@ -1,1 +1,1 @@
-"""Training as a library: config, trainer, loop, checkpoints, run folders, logs, data parallelism."""
+"""Training as a library: the step and its plug-ins, trainer, loop, config, checkpoints, run folders, logs."""

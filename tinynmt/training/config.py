@@ -56,8 +56,12 @@ class Config(ModelConfig):
     min_freq: int = option(2, "keep tokens seen at least this often in the training data", positive)
     data_dir: Optional[str] = option(None, "folder with hand-placed {split}.{lang}[.gz] files, "
                                            "looked in first")
-    max_len: Optional[int] = option(None, "drop training pairs with more ids than this, <sos>/<eos> "
-                                          "included (none: max_length, the model's positions)", positive)
+    # A filter on the training data only; the decoding limit of translate/evaluate, also
+    # --max-len, is another thing. The name stays: it is a config.json key of saved runs.
+    max_len: Optional[int] = option(None, "training filter: drop training pairs whose source or target "
+                                          "has more ids than this, <sos>/<eos> included (validation "
+                                          "and test pairs are kept; none: max_length, the model's "
+                                          "positions)", positive)
     test: str = option("test_2016_flickr", "Multi30k test split scored at the end")
     limit_train: Optional[int] = option(None, "use only the first N training pairs (tests, smoke runs); "
                                               "the vocabularies come from those pairs", positive)
@@ -116,7 +120,8 @@ class Config(ModelConfig):
 
     @property
     def train_max_len(self):
-        """The length limit for training pairs that the data loader applies."""
+        """The training filter's length in ids (max_len, else the model's max_length): longer
+        training pairs are dropped by the data loader (DataConfig.max_len)."""
         return self.max_len if self.max_len is not None else self.max_length
 
     def data_config(self):

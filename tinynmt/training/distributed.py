@@ -5,13 +5,18 @@
 
     comm = distributed.init()            # under mpiexec: the MPI world; alone: SINGLE, a no-op
     comm.use_device("cuda")              # rank -> GPU (local rank), NCCL communicator
-    comm.broadcast_(optimizer.flat_param)    # every rank starts from rank 0's weights
-    comm.allreduce_(optimizer.flat_grad)     # once a step: the sum of the ranks' gradients
+    comm.broadcast_(param.data)          # for each parameter: every rank starts from rank 0's weights
+    batch, share, _ = shard_batch(batches, idx, comm)          # this rank's rows of batch idx
+    train_step(model, criterion, optimizer, batch.src, batch.trg, clip,
+               loss_fn=rank_share_loss(teacher_forced_loss, share),
+               after_backward=allreduce_gradients(comm))   # once a step: the ranks' gradients summed
 
 Each rank takes every N-th row of the global batch, scales its mean loss by its share of the
 global batch's target tokens, and backpropagates; the all-reduced (summed) gradient is then
 the gradient of the one-process loss, so clipping and Adam do the same thing on every rank
-and the weights stay equal without ever being sent again (docs/distributed.md).
+and the weights stay equal without ever being sent again (docs/distributed.md). The last
+three functions are how this plugs into train_step (tinynmt/training/step.py): a loss
+function and a hook after backward.
 
 This is the only module that imports mpi4py (and cupy.cuda.nccl), and only when mpiexec
 started more than one process; with one, nothing here touches MPI.
@@ -200,3 +205,55 @@ def first_different(comm, value):
     """The first rank whose `value` differs from rank 0's, or None when all agree."""
     values = comm.allgather(value)
     return next((rank for rank, other in enumerate(values) if other != values[0]), None)
+
+
+# ----- how data parallelism plugs into training
+
+def shard_batch(batches, idx, comm=SINGLE):
+    """This rank's Batch of the global batch of sentences `idx` -> (batch, share, target tokens).
+
+    share: the rank's part of the global batch's predicted tokens (the loss's denominator; 1
+    with one process); target tokens: the global batch's. A rank left without rows (a batch
+    smaller than the world) reruns the last one with share 0, so it still takes part in the
+    all-reduce.
+    """
+    n_pred = int(batches.trg.lengths[idx].sum()) - len(idx)
+    rows = comm.shard(idx)
+    batch = batches.make_batch(rows if len(rows) else idx[-1:])
+    share = batch.n_pred_tokens / max(n_pred, 1) if len(rows) else 0.0
+    return batch, share, n_pred + len(idx)
+
+
+def rank_share_loss(loss_fn, share):
+    """train_step's loss_fn for one rank: loss_fn's mean loss times the rank's `share` of the
+    global batch's target tokens. The ranks' scaled losses sum to the one-process mean, so their
+    summed gradients are its gradient. With one process share is exactly 1: the same numbers."""
+    def scaled(model, criterion, src, trg):
+        return loss_fn(model, criterion, src, trg) * share
+    return scaled
+
+
+def allreduce_gradients(comm):
+    """train_step's after_backward under data parallelism: every rank's gradients are replaced by
+    their sum over the ranks, before clipping. One collective a step, on one vector: the .grad
+    arrays packed side by side, summed, and unpacked (a parameter without one sends zeros)."""
+    def after_backward(optimizer):
+        params = optimizer.params
+        xp = get_array_module(params[0].data)
+        grads = [xp.zeros_like(p.data) if p.grad is None else p.grad for p in params]
+        flat = xp.concatenate([g.ravel() for g in grads])               # (P,) every parameter's
+        comm.allreduce_(flat)
+        start = 0
+        for p, g in zip(params, grads):
+            p.grad = flat[start:start + g.size].reshape(g.shape)
+            start += g.size
+    return after_backward
+
+
+def allreduce_flat_gradients(comm):
+    """allreduce_gradients for the speed corner's FlatAdam (fast/flat_adam.py): its gradient
+    buffer already is the packed vector (gather_grads() copies in any .grad that is not a view
+    of it), so the sum is taken in place and nothing is packed or unpacked."""
+    def after_backward(optimizer):
+        comm.allreduce_(optimizer.gather_grads())
+    return after_backward

@@ -1,6 +1,12 @@
-"""The training loop: epochs of steps, validation, checkpoints, averaging and the test score.
+"""The training loop, top to bottom: build the run, epochs of steps, validation and checkpoints
+at each epoch's end, then averaging and the test score.
 
     result = train(Config(...), should_stop=lambda step: ...)   # -> TrainResult
+
+train() -> build_run (build.py: data, model, Trainer) -> run_epochs (the steps, logging, saving,
+stopping) -> end_epoch (validate, best.npz, epochNNN.npz, last.npz) -> average_last_epochs ->
+score_test. The Trainer owns the counters and updates them itself (step, sync, record_epoch,
+next_epoch); this file reads them to decide what comes next.
 
 The run folder gets config.json, metrics.jsonl (one JSON object per log window, epoch and
 test score), loss.png (with matplotlib), best.npz (best validation loss, or BLEU with
@@ -17,10 +23,10 @@ from typing import List, Optional
 
 from ..decoding.metrics import evaluate_bleu
 from .average import average_checkpoints
+from .build import build_run
 from .checkpoint import load_checkpoint
 from .distributed import SINGLE
 from .runlog import RunLog
-from .run_folder import open_run
 from .trainer import TrainingError
 
 
@@ -41,7 +47,7 @@ def train(config, should_stop=None, comm=SINGLE):
     """Train (or resume) as the config says; should_stop(step) -> True stops like Ctrl-C does.
 
     With `comm` from tinynmt.training.distributed.init() every rank calls this; rank 0 scores the test."""
-    config, run_dir, trainer = open_run(config, comm)
+    config, run_dir, trainer = build_run(config, comm)
     log = RunLog(run_dir, config, active=comm.is_root)
     try:
         log.start(trainer.counters.step, header_lines(config, run_dir, trainer))
@@ -117,20 +123,16 @@ def end_epoch(trainer, log, run_dir, complete):
     """Validate, report, keep best.npz (and epochNNN.npz), write last.npz (the epoch may be
     cut short by max_steps)."""
     config, c = trainer.config, trainer.counters
-    train_loss = c.epoch_loss_sum / max(c.epoch_batches, 1)
+    train_loss = trainer.epoch_train_loss()
     valid_loss, valid_bleu = trainer.validate()
     if not math.isfinite(valid_loss):
         raise TrainingError(f"non-finite validation loss {valid_loss} after step {c.step}")
     is_best = trainer.is_better(valid_loss, valid_bleu)
     record = log.epoch_record(c.epoch + 1, c.step, train_loss, valid_loss, valid_bleu, is_best,
                               partial=not complete)
-    c.history.append(record)
+    trainer.record_epoch(record)            # the history, the best epoch, epochs without improvement
     if is_best:
-        c.best_valid_loss, c.best_valid_bleu = valid_loss, valid_bleu
-        c.best_epoch, c.bad_epochs = c.epoch + 1, 0
         trainer.save(run_dir / "best.npz", with_optimizer=False)
-    elif complete:
-        c.bad_epochs += 1
     if complete:
         if config.average_last:
             trainer.save(run_dir / f"epoch{c.epoch + 1:03}.npz", with_optimizer=False)

@@ -4,9 +4,10 @@ The epoch lines are the tutorial's (`Epoch: 01 | Time: 2m 10s`, `Train Loss`, `V
 with target tokens per second added. metrics.jsonl holds one JSON object per line: kind
 "start"/"resume", "step" (every log_every steps), "epoch", "interrupted" and "test".
 It is given plain numbers (the training loop reads the losses back from the device first)
-and never touches the trainer. Under mpiexec only rank 0's log is active.
+and never touches the trainer (nor imports it). Under mpiexec only rank 0's log is active.
 """
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,11 @@ from tqdm import tqdm
 
 from .checkpoint import atomic_write
 from .plot import plot_losses
-from .trainer import perplexity
+
+
+def perplexity(loss):
+    """exp(loss), inf instead of an overflow."""
+    return math.exp(loss) if loss < 700 else math.inf
 
 
 def _minutes_seconds(seconds):

@@ -1,41 +1,52 @@
-"""One training run's moving parts: data, model, Adam, loss, dropout RNG and counters.
+"""One training run's moving parts: data, model, optimizer, loss, dropout RNG and counters.
 
     trainer = Trainer.create(config, data)            # or Trainer.resume(config, data, ckpt)
-    for idx in trainer.train_batches.plan(epoch)[trainer.counters.batch:]:
+    for idx in trainer.train_batches.plan(trainer.counters.epoch)[trainer.counters.batch:]:
         trainer.step(idx)                              # the global batch of sentences idx
     trainer.sync()                                     # read the step losses back (host sync)
-    valid_loss = trainer.evaluate(trainer.valid_batches)
+    valid_loss, valid_bleu = trainer.validate()
+    trainer.record_epoch(record)                       # the epoch's metrics record: history, best
+    trainer.next_epoch()
 
-A step is the tutorial's: the loss of the model reading trg[:, :-1] against trg[:, 1:]
-(nn.teacher_forced_loss, or with --rdrop nn.rdrop_loss); zero_grad; backward; clip_grad_norm_;
-Adam step. Its loss and gradient norm stay device arrays in `pending` until `sync()`, so a
-GPU step never waits for the host. Everything needed to continue bit for bit (NumPy backend)
-is in `train_state()`: counters, the dropout generator's state and the running sums; Adam's
-state goes in the checkpoint arrays.
+A step is train_step (tinynmt/training/step.py), the tutorial's: forward, loss, backward,
+clip, update. Its plug-ins are chosen once, here: the loss (make_loss: the tutorial's
+teacher-forced cross-entropy, or R-Drop's with --rdrop), what runs after backward (with one
+process nothing; data-parallel, the all-reduce of the gradients) and the clipping
+(make_clip, beside make_optimizer, the one place that builds the optimizer). A step's
+loss and gradient norm stay device arrays in `pending` until `sync()`, so a GPU step never
+waits for the host. The Counters are written by the Trainer's own methods alone (step, sync,
+take_window, record_epoch, next_epoch); the loop (tinynmt/training/loop.py) reads them.
+Everything needed to continue bit for bit (NumPy backend) is in `train_state()`: counters,
+the dropout generator's state and the running sums; the optimizer's state goes in the
+checkpoint arrays.
 
-Data-parallel (`comm` from tinynmt.training.distributed, under mpiexec): each rank runs the step on
-its share of the global batch's rows and the gradients are summed before clipping, so every
-rank makes the one-process update; validation is split across the ranks and summed; only
-rank 0 writes files.
-
-Legend: B batch, S source length, T target length, V target vocabulary.
+Data-parallel (`comm` from tinynmt.training.distributed, under mpiexec): each rank runs the
+step on its share of the global batch's rows, its loss scaled by its share of the tokens, and
+the gradients are summed before clipping, so every rank makes the one-process update;
+validation is split across the ranks and summed; only rank 0 writes files.
 """
 import math
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from typing import List, Optional
 
 import numpy as np
 
 from ..autograd import no_grad
 from ..backend import Generator, to_numpy, xp_for
+from ..data import PAD_IDX
+from ..decoding import Translator, eval_mode
+from ..decoding.metrics import sacrebleu_score
+from ..nn import CrossEntropyLoss, build_transformer, set_dropout_generator, teacher_forced_loss
+from .. import fast
+from ..fast.flat_adam import FlatAdam, flat_clip_grad_norm_
+from ..optim import SCHEDULES, Adam, clip_grad_norm_
 from .checkpoint import CheckpointError, save_checkpoint
 from .config import ConfigError
-from ..data import PAD_IDX, DataError, build_dataset, load_dataset, read_multi30k
-from ..decoding import Translator, eval_mode
-from .distributed import SINGLE, first_different, fingerprint
-from ..decoding.metrics import sacrebleu_score
-from ..nn import (CrossEntropyLoss, build_transformer, rdrop_loss, set_dropout_generator, teacher_forced_loss)
-from ..optim import SCHEDULES, Adam, clip_grad_norm_
+from .distributed import (SINGLE, allreduce_flat_gradients, allreduce_gradients, first_different,
+                          fingerprint, rank_share_loss, shard_batch)
+from .rdrop import rdrop_loss
+from .step import keep_gradients, train_step
 
 
 class TrainingError(RuntimeError):
@@ -66,66 +77,32 @@ class Counters:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def load_data(config):
-    """Multi30k per the config, cut to limit_train / limit_eval pairs when they are set."""
-    data_config = config.data_config()
-    if config.limit_train is None and config.limit_eval is None:
-        data = load_dataset(data_config)
-    else:
-        if config.test in ("train", "val"):
-            raise DataError(f"the test split cannot be {config.test!r}")
-        pairs = [read_multi30k(name, config.src, config.trg, config.data_dir)
-                 for name in ("train", "val", config.test)]
-        limits = (config.limit_train, config.limit_eval, config.limit_eval)
-        pairs = [tuple(side[:limit] for side in pair) for pair, limit in zip(pairs, limits)]
-        data = build_dataset(*pairs, data_config)
-    for split in (data.val, data.test):  # val/test pairs are never dropped: they must fit the model
-        longest = max((len(ids) for ids in split.src_ids + split.trg_ids), default=0)
-        if longest > config.max_length:
-            raise DataError(f"{split.name} has a sentence of {longest} ids (<sos>/<eos> included), "
-                            f"more than the model's max_length={config.max_length}; raise --max-length")
-    return data
+def make_optimizer(params, config):
+    """The run's optimizer, built here and nowhere else: Adam (optim/adam.py) with the config's
+    lr and weight decay; with the speed corner on (the default) the same update over flat
+    buffers, FlatAdam (fast/flat_adam.py)."""
+    adam = FlatAdam if fast.enabled() else Adam
+    return adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def train_step(model, criterion, optimizer, src, trg, clip, comm=SINGLE, share=1.0, rdrop=0.0):
-    """The tutorial's step on one batch (R-Drop's with alpha = rdrop > 0) -> (loss, gradient
-    norm), both still device arrays.
-
-    Data-parallel: src/trg are this rank's rows, which hold `share` of the global batch's target
-    tokens. The mean loss (R-Drop's two terms too are per-token means) scaled by its share sums
-    over ranks to the global mean, so the all-reduced gradient is the one-process gradient; the
-    returned loss is this rank's part.
-    """
-    loss = (rdrop_loss(model, criterion, src, trg, rdrop) if rdrop > 0
-            else teacher_forced_loss(model, criterion, src, trg))
-    if comm.size > 1:
-        loss = loss * share
-    optimizer.zero_grad()
-    loss.backward()
-    if comm.size > 1:
-        comm.allreduce_(optimizer.gather_grads())     # the one all-reduce of the step
-    norm = clip_grad_norm_(optimizer.params, clip)
-    optimizer.step()
-    return loss.data, norm
+def make_clip(optimizer):
+    """The clipping that suits the optimizer: clip_grad_norm_, or for FlatAdam the same norm
+    taken once over its flat gradient buffer."""
+    return flat_clip_grad_norm_ if isinstance(optimizer, FlatAdam) else clip_grad_norm_
 
 
-def shard_batch(batches, idx, comm=SINGLE):
-    """This rank's Batch of the global batch of sentences `idx` -> (batch, share, target tokens).
-
-    share: the rank's part of the global batch's predicted tokens (the loss's denominator);
-    target tokens: the global batch's. A rank left without rows (a batch smaller than the
-    world) reruns the last one with share 0, so it still takes part in the all-reduce.
-    """
-    n_pred = int(batches.trg.lengths[idx].sum()) - len(idx)
-    rows = comm.shard(idx)
-    batch = batches.make_batch(rows if len(rows) else idx[-1:])
-    share = batch.n_pred_tokens / max(n_pred, 1) if len(rows) else 0.0
-    return batch, share, n_pred + len(idx)
+def make_after_backward(optimizer, comm):
+    """What runs between backward and clipping: nothing with one process; with more, the sum of
+    the ranks' gradients (on FlatAdam's buffer in place, when that is the optimizer)."""
+    if comm.size == 1:
+        return keep_gradients
+    return allreduce_flat_gradients(comm) if isinstance(optimizer, FlatAdam) else allreduce_gradients(comm)
 
 
-def perplexity(loss):
-    """exp(loss), inf instead of an overflow."""
-    return math.exp(loss) if loss < 700 else math.inf
+def make_loss(config):
+    """The loss function of every step, chosen once: R-Drop's with --rdrop ALPHA > 0
+    (tinynmt/training/rdrop.py), else the tutorial's teacher-forced cross-entropy."""
+    return partial(rdrop_loss, alpha=config.rdrop) if config.rdrop > 0 else teacher_forced_loss
 
 
 class Trainer:
@@ -139,9 +116,12 @@ class Trainer:
         seed = config.seed if comm.rank == 0 else [config.seed, comm.rank]
         self.generator = Generator(seed, config.device)
         set_dropout_generator(self.model, self.generator)
-        # built after .to(device): Adam turns each parameter into a view of its flat buffer
-        self.optimizer = Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        # built after .to(device): FlatAdam turns each parameter into a view of its flat buffer
+        self.optimizer = make_optimizer(self.model.parameters(), config)
+        self.clip_grad_norm = make_clip(self.optimizer)
         self.criterion = CrossEntropyLoss(ignore_index=PAD_IDX, label_smoothing=config.label_smoothing)
+        self.loss_fn = make_loss(config)
+        self.after_backward = make_after_backward(self.optimizer, comm)
         self.eval_criterion = CrossEntropyLoss(ignore_index=PAD_IDX)   # plain NLL: PPL means PPL
         self.schedule = SCHEDULES[config.schedule]
         sizes = dict(batch_size=config.batch_size, max_tokens=config.max_tokens)
@@ -191,7 +171,8 @@ class Trainer:
         batch, share, n_trg_tokens = shard_batch(self.train_batches, idx, self.comm)
         self.optimizer.lr = self.schedule(c.step + 1, self.config.lr, self.config.warmup)
         loss, norm = train_step(self.model, self.criterion, self.optimizer, batch.src, batch.trg,
-                                self.config.clip, self.comm, share, self.config.rdrop)
+                                self.config.clip, loss_fn=rank_share_loss(self.loss_fn, share),
+                                after_backward=self.after_backward, clip_grad_norm=self.clip_grad_norm)
         c.step += 1
         c.batch += 1
         self.pending.append((c.step, loss, norm))
@@ -225,6 +206,22 @@ class Trainer:
         c.window_loss_sum = c.window_norm_sum = 0.0
         c.window_steps = 0
         return means
+
+    def epoch_train_loss(self):
+        """The mean of this epoch's batch losses so far (after sync()), as the tutorial reports it."""
+        return self.counters.epoch_loss_sum / max(self.counters.epoch_batches, 1)
+
+    def record_epoch(self, record):
+        """Count a validated epoch from its metrics record (epoch, valid_loss, valid_bleu, best,
+        partial): into the history; a best one's numbers become best.npz's, any other complete
+        one is one more epoch without improvement (for --patience)."""
+        c = self.counters
+        c.history.append(record)
+        if record["best"]:
+            c.best_valid_loss, c.best_valid_bleu = record["valid_loss"], record["valid_bleu"]
+            c.best_epoch, c.bad_epochs = record["epoch"], 0
+        elif not record["partial"]:
+            c.bad_epochs += 1
 
     def next_epoch(self):
         """Count the finished epoch and clear its sums."""
@@ -309,4 +306,5 @@ class Trainer:
             if rank is not None:
                 raise ConfigError(f"rank {rank}'s {what} differs from rank 0's: start every rank "
                                   f"with the same data and flags")
-        self.comm.broadcast_(self.optimizer.flat_param)
+        for param in self.model.parameters():     # in place: each may be a view of FlatAdam's buffer
+            self.comm.broadcast_(param.data)

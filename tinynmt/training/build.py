@@ -1,0 +1,77 @@
+"""What a training run starts from: its data, its model and its Trainer, new or resumed.
+
+    config, run_dir, trainer = build_run(config)     # what train() does first
+    data = load_data(config)                         # the data alone
+
+A new run gets a fresh folder (tinynmt/training/run_folder.py) and weights seeded from the
+config; a run named by config.resume is rebuilt from its last.npz, which must have been made
+with the same settings but those that RESUME_OVERRIDES lets change.
+"""
+from pathlib import Path
+
+from ..data import DataError, build_dataset, load_dataset, read_multi30k
+from .checkpoint import load_checkpoint, resolve_checkpoint
+from .config import ConfigError
+from .distributed import SINGLE
+from .run_folder import RESUME_OVERRIDES, choose_run_dir
+from .trainer import Trainer
+
+
+def load_data(config):
+    """Multi30k per the config, cut to limit_train / limit_eval pairs when they are set."""
+    data_config = config.data_config()
+    if config.limit_train is None and config.limit_eval is None:
+        data = load_dataset(data_config)
+    else:
+        if config.test in ("train", "val"):
+            raise DataError(f"the test split cannot be {config.test!r}")
+        pairs = [read_multi30k(name, config.src, config.trg, config.data_dir)
+                 for name in ("train", "val", config.test)]
+        limits = (config.limit_train, config.limit_eval, config.limit_eval)
+        pairs = [tuple(side[:limit] for side in pair) for pair, limit in zip(pairs, limits)]
+        data = build_dataset(*pairs, data_config)
+    for split in (data.val, data.test):  # val/test pairs are never dropped: they must fit the model
+        longest = max((len(ids) for ids in split.src_ids + split.trg_ids), default=0)
+        if longest > config.max_length:
+            raise DataError(f"{split.name} has a sentence of {longest} ids (<sos>/<eos> included), "
+                            f"more than the model's max_length={config.max_length}; raise --max-length")
+    return data
+
+
+def build_run(config, comm=SINGLE):
+    """Build the data, the model and the Trainer of a new run, or of the run that config.resume
+    names -> (config with its run folder, run folder, trainer). Every rank calls it."""
+    comm.use_device(config.device)
+    if config.resume:
+        return resume_run(config, comm)
+    run_dir = choose_run_dir(config.out) if comm.is_root else Path(config.out or "runs")
+    config = config.replace(out=str(run_dir))
+    trainer = Trainer.create(config, load_data(config), comm)
+    trainer.join_ranks()
+    if comm.is_root:
+        run_dir.mkdir(parents=True, exist_ok=True)  # only once the data and model are fine
+    return config, run_dir, trainer
+
+
+def resume_run(config, comm=SINGLE):
+    """build_run for config.resume: the Trainer from the run's last.npz, refused when a setting
+    differs from the run's or the run has already gone as far as asked."""
+    path = resolve_checkpoint(config.resume, "last.npz")
+    ckpt = load_checkpoint(path, device=config.device)
+    keep = set(RESUME_OVERRIDES) | {"out", "resume"}
+    changed = [k for k, v in ckpt.config.to_dict().items() if k not in keep and getattr(config, k) != v]
+    if changed:
+        name = changed[0]
+        raise ConfigError(f"resuming {path} with a different {name} ({getattr(config, name)!r}; "
+                          f"the run used {getattr(ckpt.config, name)!r})")
+    config = config.replace(out=str(path.parent))
+    trainer = Trainer.resume(config, load_data(config), ckpt, comm)
+    trainer.join_ranks()
+    c = trainer.counters
+    if c.epoch >= config.epochs:
+        raise ConfigError(f"the run in {path.parent} already finished {c.epoch} epochs; "
+                          f"pass a larger --epochs to go on")
+    if config.max_steps is not None and c.step >= config.max_steps:
+        raise ConfigError(f"the run in {path.parent} already did {c.step} steps; pass a larger "
+                          f"--max-steps (or --max-steps none) to go on")
+    return config, path.parent, trainer
