@@ -48,7 +48,7 @@ def test_writes_the_folder_and_names_invalid_lines(tmp_path):
     ("empty split", "error: {d}/dev.yy_b: the file is empty"),
     ("missing side", "error: {d}/dev.xx-a: no such file (nor dev.xx-a.gz)"),
     ("not text", "error: {d}/train.xx-a: not a text file (a NUL byte on line 1)"),
-    ("bad option", "error: max_len_ratio must be >= 1, got 0.5"),
+    ("bad option", "error: max_len_ratio must be a number >= 1, got 0.5"),
     ("bad flag", "error: argument --max-len: invalid int value: 'long'"),
 ])
 def test_bad_corpora_end_in_one_error_line(tmp_path, case, message):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -36,7 +37,7 @@ from .vocab import EOS_IDX, SOS_IDX, Vocab
 
 
 def _ratio(name, value):
-    return None if value >= 1 else f"{name} must be >= 1, got {value}"
+    return None if math.isfinite(value) and value >= 1 else f"{name} must be a number >= 1, got {value}"
 
 
 @dataclass

@@ -12,13 +12,17 @@ from pathlib import Path
 from ..data import DataError, build_dataset, load_dataset, read_multi30k
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .config import ConfigError
+from .corpus_data import load_corpus, uses_own_corpus
 from .distributed import SINGLE
 from .run_folder import RESUME_OVERRIDES, choose_run_dir
 from .trainer import Trainer
 
 
 def load_data(config):
-    """Multi30k per the config, cut to limit_train / limit_eval pairs when they are set."""
+    """Multi30k per the config, cut to limit_train / limit_eval pairs when they are set (or the
+    run's own corpus: corpus_data.py)."""
+    if uses_own_corpus(config):
+        return load_corpus(config)
     data_config = config.data_config()
     if config.limit_train is None and config.limit_eval is None:
         data = load_dataset(data_config)

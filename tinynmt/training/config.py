@@ -10,6 +10,7 @@ limit beside it (tinynmt/options.py:option); `python -m tinynmt.train` gives eac
 flag (programs/train.py:build_parser).
 """
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from typing import Optional
 
@@ -21,6 +22,10 @@ from ..optim import SCHEDULES
 
 
 SELECT_BY = ("loss", "bleu")
+
+
+def at_least_one(name, value):
+    return None if math.isfinite(value) and value >= 1 else f"{name} must be a number >= 1, got {value}"
 
 # Named recipes: field values that --preset NAME sets before the explicit flags apply.
 # Joint BPE with tied embeddings, label smoothing, warmup + inverse-sqrt decay, early stopping
@@ -46,8 +51,8 @@ class Config(ModelConfig):
     and the ones below; the defaults are the tutorial's."""
 
     # data
-    src: str = option("de", "source language (cs, de, en, fr)")
-    trg: str = option("en", "target language (cs, de, en, fr)")
+    src: str = option("de", "source language: cs, de, en or fr (Multi30k), any label with --train")
+    trg: str = option("en", "target language: cs, de, en or fr (Multi30k), any label with --train")
     tokenizer: str = option("whitespace", "tokenizer: whitespace (the tutorial's), unicode, or bpe "
                                           "(subwords learned from the training data)")
     bpe_merges: Optional[int] = option(None, "with --tokenizer bpe: merges to learn (one table for "
@@ -67,6 +72,17 @@ class Config(ModelConfig):
                                               "the vocabularies come from those pairs", positive)
     limit_eval: Optional[int] = option(None, "use only the first N validation and N test pairs "
                                              "(tests, smoke runs)", positive)
+    # your own corpus instead of Multi30k (tinynmt/training/corpus_data.py)
+    data: Optional[str] = option(None, "train on a folder made by python -m tinynmt.prepare (it fixes "
+                                       "the languages, tokenizer and vocabularies)")
+    train: Optional[str] = option(None, "train on the raw files PREFIX.SRC, PREFIX.TRG (plain or .gz), "
+                                        "prepared in memory at each start")
+    valid: Optional[str] = option(None, "with --train: the validation files' PREFIX")
+    test_prefix: Optional[str] = option(None, "with --train: the test files' PREFIX (--test PREFIX "
+                                              "says the same)")
+    max_len_ratio: Optional[float] = option(9.0, "with --train: drop training pairs where one side has "
+                                                 "more than this many times the other's tokens (Moses' "
+                                                 "clean-corpus-n; none: off)", at_least_one)
     # optimisation
     lr: float = option(5e-4, "Adam learning rate (the peak one with --schedule inverse_sqrt)",
                        above_zero)
