@@ -11,17 +11,22 @@ OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE removed (benchmarks/blas_env.py):
 
 1. `python -m tinynmt.prepare ... --tokenizer bpe --bpe-merges 8000 --share-vocab --min-freq 1`:
    wall time and peak RSS (os.wait4's ru_maxrss of that child).
-2. `python -m tinynmt.train --data DIR --preset strong --max-steps S --log-every 1`, alone
+2. `python -m tinynmt.train --data DIR --preset strong --max-steps S --log-every 1
+   --limit-eval P` (validation is not what is timed), alone
    and under `mpiexec -n R` (R = --ranks): seconds from the start of the command to the
    first step's record in metrics.jsonl (its "time"), the resident memory of every
    training process when that record appears (VmRSS from /proc, polled every 20 ms), the
    model and Adam's arrays (parameters x 4 bytes x 4: weights, gradients, m, v), and the
    mean target tokens per second of steps 2..S.
-3. The same training on Multi30k itself (raw files, and prepared), for the tokens per second.
+3. The same training on Multi30k itself, as it loads today and prepared, for comparison.
 
-The targets (issue 23; 2-core machine): prepare 1M pairs in <= 90 s and <= 1 GB; the first
-step within 10 s; RSS at the first step <= the arrays + 0.5 GB, flat from 100k to 1M, per
-rank too; tokens/s as on Multi30k. Prints a table, writes benchmarks/out/corpus.json.
+The RSS at the first step holds that step's activations too, which grow with the sentences'
+length (the synthetic pairs are twice Multi30k's): the data path's own cost shows as the
+difference between the synthetic rows (flat from 100k to 1M if it costs nothing per pair);
+the Multi30k rows give the same model on Multi30k's lengths. Targets (issue 23, on a 2-core
+machine): prepare 1M pairs in <= 90 s and <= 1 GB; the first step within 10 s; RSS at the
+first step <= the arrays + 0.5 GB, flat from 100k to 1M, per rank too; tokens/s as on
+Multi30k. Prints a table and writes benchmarks/out/corpus.json.
 """
 import argparse
 import json
