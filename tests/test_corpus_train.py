@@ -89,6 +89,9 @@ def test_raw_files_train_and_evaluate_without_a_folder(tmp_path):
                      *model_flags(max_steps=6, epochs=2), "--out", run)
     assert trained.returncode == 0, trained.stderr
     assert load_checkpoint(run).config.test_prefix == str(corpus / "test")
+    resumed = python("-m", "tinynmt.train", "--resume", run, "--max-steps", "8")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["step"] for r in records(run, "step")] == list(range(1, 9))
     scored = python("-m", "tinynmt.evaluate", "--checkpoint", run)
     assert scored.returncode == 0, scored.stderr
     assert f"{corpus / 'test'} xx-a->yy_b, 24 sentences" in scored.stdout and "case:mixed" in scored.stdout
