@@ -69,7 +69,7 @@ class Config(ModelConfig):
                                           "positions)", positive)
     test: str = option("test_2016_flickr", "Multi30k test split scored at the end")
     limit_train: Optional[int] = option(None, "use only the first N training pairs (tests, smoke runs); "
-                                              "the vocabularies come from those pairs", positive)
+                                              "the vocabularies come from those pairs (with --data: the folder's)", positive)
     limit_eval: Optional[int] = option(None, "use only the first N validation and N test pairs "
                                              "(tests, smoke runs)", positive)
     # your own corpus instead of Multi30k (tinynmt/training/corpus_data.py)
