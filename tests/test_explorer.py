@@ -100,7 +100,7 @@ def test_the_json_holds_every_layers_attention_of_the_model(made, data):
 def test_the_hypotheses_and_log_probs_are_the_searchs(made, data):
     ckpt = load_checkpoint(made)
     translator = Translator(ckpt.model, ckpt.src_vocab, ckpt.trg_vocab, ckpt.tokenizer, beam=3, nbest=3,
-                            max_len=9, warn=lambda m: None)
+                            max_steps=9, warn=lambda m: None)
     records = translator.translations(SENTENCES)
     assert data["decoding"] == {"beam": 3, "lenpen": 1.0, "max_len": 9, "nbest": 3}
     checked = 0

@@ -12,9 +12,9 @@ Per sentence: the source tokens (framed by <sos>/<eos>), the encoder self-attent
 layer and head, and per hypothesis of the search (best first, with its score): the target
 tokens, each one's log-probability, every layer's decoder self-attention and encoder-decoder
 attention. They come from one teacher-forced pass over the sentence's hypotheses
-(tinynmt/decoding/scoring.py:reference_log_probs), with a forward hook on every
-MultiHeadAttentionLayer (recorded_attention): the numbers the decoding steps computed, with
-no explorer code in the model's forwards. Decoder position i reads tokens[i] and predicts
+(tinynmt/decoding/scoring.py:reference_log_probs), during which every MultiHeadAttentionLayer's
+forward is wrapped to keep its weights (recorded_attention): the numbers the decoding steps
+computed, with no explorer code in the model's forwards. Decoder position i reads tokens[i] and predicts
 tokens[i + 1], whose log-probability is log_probs[i].
 
 JSON layout (format "tinynmt.explorer", version 1), numbers rounded to ROUND decimals:
@@ -33,7 +33,6 @@ import math
 import os
 import stat
 from contextlib import contextmanager
-from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -49,26 +48,34 @@ ROUND = 5                                # decimals kept: the page shows 3
 DATA_SLOT = "__EXPLORER_DATA__"          # where the template takes the JSON
 
 
-def keep_attention(weights, key, module, args, output):
-    """A forward hook: MultiHeadAttentionLayer returns (x, attention (K, H, Q, Kv)); keep the weights."""
-    weights[key] = to_numpy(output[1].data)
+def keeping_attention(forward, weights, key):
+    """`forward` of a MultiHeadAttentionLayer, which returns (x, attention (K, H, Q, Kv)), that also
+    keeps the weights in weights[key]."""
+    def forward_and_keep(*args, **kwargs):
+        x, attention = forward(*args, **kwargs)
+        weights[key] = to_numpy(attention.data)
+        return x, attention
+    return forward_and_keep
 
 
 @contextmanager
 def recorded_attention(model):
     """Within the block, the attention weights of the last forward pass of every attention layer,
-    keyed ("encoder" | "decoder" | "cross", layer index)."""
-    weights, handles = {}, []
+    keyed ("encoder" | "decoder" | "cross", layer index).
+
+    Each layer object gets its own `forward` attribute for the block (it shadows the class's
+    method, the tutorial's lines, which still does the work), and loses it after."""
+    weights = {}
     sublayers = [("encoder", i, layer.self_attention) for i, layer in enumerate(model.encoder.layers)]
     for i, layer in enumerate(model.decoder.layers):
         sublayers += [("decoder", i, layer.self_attention), ("cross", i, layer.encoder_attention)]
     try:
         for kind, i, attention in sublayers:
-            handles.append(attention.register_forward_hook(partial(keep_attention, weights, (kind, i))))
+            attention.forward = keeping_attention(attention.forward, weights, (kind, i))
         yield weights
     finally:
-        for handle in handles:
-            handle.remove()
+        for _, _, attention in sublayers:
+            attention.__dict__.pop("forward", None)
 
 
 def rounded(array):
@@ -127,7 +134,7 @@ def explorer_data(translator, lines, records, checkpoint=None):
     return {"format": FORMAT, "version": VERSION, "checkpoint": None if checkpoint is None else str(checkpoint),
             "model": {"enc_layers": len(enc), "dec_layers": len(dec), "enc_heads": enc[0].self_attention.n_heads,
                       "dec_heads": dec[0].self_attention.n_heads, "hid_dim": enc[0].self_attention.hid_dim},
-            "decoding": {"beam": translator.beam, "lenpen": translator.lenpen, "max_len": translator.max_len,
+            "decoding": {"beam": translator.beam, "lenpen": translator.lenpen, "max_len": translator.max_steps,
                          "nbest": translator.nbest},
             "sentences": sentences}
 

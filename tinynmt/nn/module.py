@@ -15,23 +15,6 @@ class Parameter(Tensor):
         return f"Parameter(shape={self.shape}, dtype={self.dtype}, device={self.device!r})"
 
 
-class RemovableHandle:
-    """What register_forward_hook returns: remove() (or leaving a `with` block) takes the hook off."""
-
-    def __init__(self, hooks, hook):
-        self.hooks = hooks
-        hooks[self] = hook          # keyed by the handle itself: hooks run in the order registered
-
-    def remove(self):
-        self.hooks.pop(self, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.remove()
-
-
 class Module:
     """Base class: Parameters and Modules assigned as attributes are registered by name."""
 
@@ -53,19 +36,7 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __call__(self, *args, **kwargs):
-        output = self.forward(*args, **kwargs)
-        hooks = self.__dict__.get("_forward_hooks")
-        if hooks:
-            for hook in list(hooks.values()):       # a copy: a hook may remove itself
-                result = hook(self, args, output)   # PyTorch's rule: a non-None result replaces the output
-                output = output if result is None else result
-        return output
-
-    def register_forward_hook(self, hook):
-        """Call hook(module, args, output) after every forward (PyTorch's); handle.remove() undoes it."""
-        if "_forward_hooks" not in self.__dict__:   # made on first use: most modules never get one
-            object.__setattr__(self, "_forward_hooks", {})
-        return RemovableHandle(self._forward_hooks, hook)
+        return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
