@@ -21,7 +21,7 @@ from unittest import mock
 
 import pytest
 
-from tinynmt.programs import average, evaluate, export, train, translate
+from tinynmt.programs import average, evaluate, export, prepare, train, translate
 
 from tinynmt.programs import data as data_main
 
@@ -68,7 +68,7 @@ def test_python_blocks_run(doc, tmp_path, monkeypatch):
 # ----- 2. command lines
 PARSERS = {"train": train.build_parser, "translate": translate.build_parser,
            "evaluate": evaluate.build_parser, "data": data_main.build_parser,
-           "export": export.build_parser, "average": None}
+           "export": export.build_parser, "prepare": prepare.build_parser, "average": None}
 
 
 def parse_flags(program, words):

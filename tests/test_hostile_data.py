@@ -45,3 +45,17 @@ def test_a_vocabulary_of_only_the_special_tokens_is_an_error(tmp_path, capsys):
     assert status_of(train.main, argv) == 2
     assert_one_error_line(capsys.readouterr().err, "holds only the 4 special tokens", "20 training pairs")
     assert not out.exists()                                              # nothing written
+
+
+def test_a_prepared_corpus_with_a_vocabulary_of_specials_is_refused_too(tmp_path, capsys):
+    from hostile_tools import write_lines
+    from tinynmt.programs import prepare
+    for split in ("train", "dev"):
+        write_lines(tmp_path / f"{split}.xx", ["a b", "b c"])
+        write_lines(tmp_path / f"{split}.yy", ["x y", "y z"])
+    argv = ["--train", tmp_path / "train", "--valid", tmp_path / "dev", "--src", "xx", "--trg", "yy",
+            "--min-freq", "3", "--out", tmp_path / "out"]
+    assert status_of(prepare.main, argv) == 2
+    assert_one_error_line(capsys.readouterr().err, "the source vocabulary holds only the 4 special tokens",
+                          "2 training pairs", "min_freq=3")
+    assert not (tmp_path / "out").exists()

@@ -8,6 +8,7 @@ where that is quick (translate, evaluate, export, average, plot), its work on a 
 train and data run their parse and validation, then a stub instead of the training or the
 corpus loading (their checks all happen before that point)."""
 import argparse
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -15,13 +16,13 @@ import pytest
 from hostile_tools import make_run, status_of, write_lines
 from tinynmt.data import get_tokenizer
 from tinynmt.decoding import Translator
-from tinynmt.programs import average, evaluate, export, plot, train, translate
+from tinynmt.programs import average, evaluate, export, plot, prepare, train, translate
 from tinynmt.programs import data as data_main
 from tinynmt.training.checkpoint import load_checkpoint
 
 VALUES = ["nan", "inf", "-1", "0", "1e308", str(2**31 - 1), "1" + "0" * 30]
 PROGRAMS = {"train": train, "translate": translate, "evaluate": evaluate, "export": export,
-            "average": average, "plot": plot, "data": data_main}
+            "average": average, "plot": plot, "data": data_main, "prepare": prepare}
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,9 @@ def files(tmp_path_factory):
     run = make_run(folder / "run")
     write_lines(folder / "src.de", ["ein mann schläft", "zwei kinder"])
     write_lines(folder / "ref.en", ["a man sleeps", "two children"])
+    for split in ("train", "dev"):                     # a corpus of one's own, for prepare
+        write_lines(folder / f"{split}.xx", ["a b c", "b c d", "c d e"])
+        write_lines(folder / f"{split}.yy", ["x y", "y z", "z x"])
     write_lines(run / "metrics.jsonl", ['{"kind": "step", "step": 1, "loss": 2.0}'])
     try:
         export.export_safetensors(run, folder / "model.safetensors")
@@ -52,6 +56,8 @@ def command_line(program, flag, value, f):
         "average": (["--out", "avg.npz"], [str(f / "run" / "best.npz")]),
         "plot": ([], [run]),
         "data": ([], []),
+        "prepare": (["--train", str(f / "train"), "--valid", str(f / "dev"), "--src", "xx", "--trg", "yy",
+                     "--min-freq", "1", "--out", "prepared"], []),
     }[program]
     if flag is None:
         return [*flags, value]
@@ -100,6 +106,8 @@ def test_every_flag_fed_nonsense_is_fine_or_one_error_line(files, tmp_path, monk
         errors = [line for line in lines if line.startswith("error: ")]
         assert len(errors) == (status == 2), (argv, err)
         assert all(line.startswith(("error: ", "warning: ")) for line in lines), (argv, err)
+        for made in tmp_path.iterdir():                 # outputs of this value: the next starts afresh
+            shutil.rmtree(made) if made.is_dir() else made.unlink()
 
 
 def test_nan_and_inf_are_refused_as_they_are_parsed(files, monkeypatch, capsys):

@@ -146,3 +146,16 @@ def test_the_average_written_is_the_mean_and_the_inputs_stay(run_dir, tmp_path):
     for name, array in one.model.state_dict().items():
         np.testing.assert_array_equal(mean.model.state_dict()[name], array)
     assert (run_dir / "best.npz").read_bytes() == before
+
+
+def test_evaluate_refuses_to_overwrite_the_runs_own_corpus(tmp_path, capsys):
+    for split in ("train", "dev", "test"):
+        write_lines(tmp_path / f"{split}.xx", ["ein mann", "zwei kinder"])
+        write_lines(tmp_path / f"{split}.yy", ["a man", "two children"])
+    run = make_run(tmp_path / "run", src="xx", trg="yy", train=str(tmp_path / "train"),
+                   valid=str(tmp_path / "dev"), test_prefix=str(tmp_path / "test"))
+    for split, target in (([], "test.yy"), (["--split", "val"], "dev.xx")):
+        assert status_of(evaluate.main, ["--checkpoint", run, *split, "--output", tmp_path / target]) == 2
+        assert_one_error_line(capsys.readouterr().err, f"is the same file as the run's corpus {tmp_path / target}")
+    assert (tmp_path / "test.yy").read_text() == "a man\ntwo children\n"
+    assert status_of(evaluate.main, ["--checkpoint", run, "--output", tmp_path / "hyp.yy"]) == 0

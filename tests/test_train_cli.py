@@ -1,5 +1,4 @@
 """`python -m tinynmt.train` as a user runs it: files, output, exit codes, signals, bad input."""
-import importlib.util
 import json
 import os
 import re
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinynmt.backend import BackendError, cupy_module
 from tinynmt.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,10 +96,30 @@ def test_bad_settings_exit_2(args, fragments, tmp_path):
     assert not (tmp_path / "x").exists()       # no empty run folder left behind
 
 
+# A machine without CuPy, made where CuPy is installed: `import cupy` fails once sys.modules
+# holds None under its name
+WITHOUT_CUPY = ("import runpy, sys; sys.modules['cupy'] = None; "
+                "runpy.run_module('tinynmt.train', run_name='__main__', alter_sys=True)")
+
+
 def test_cuda_without_cupy_exits_2(tmp_path):
-    if importlib.util.find_spec("cupy") is not None:
-        pytest.skip("CuPy is installed here")
-    assert_one_line_error(run(*TINY, *SMALL, "--device", "cuda", "--out", str(tmp_path)), "CuPy")
+    result = subprocess.run([sys.executable, "-c", WITHOUT_CUPY, *TINY, *SMALL, "--device", "cuda",
+                             "--out", str(tmp_path / "run")], cwd=ROOT, env=env(), capture_output=True,
+                            text=True, timeout=120)
+    assert_one_line_error(result, "CuPy is not installed", 'pip install -e ".[cuda12]"')
+    assert not (tmp_path / "run").exists()
+
+
+def test_cuda_without_a_usable_gpu_exits_2(tmp_path):
+    try:
+        cupy_module()
+    except BackendError as exc:
+        why = str(exc)                           # CuPy missing, or no CUDA device it can use
+    else:
+        pytest.skip("a CUDA device is usable here")
+    result = run(*TINY, *SMALL, "--device", "cuda", "--out", str(tmp_path / "run"))
+    assert_one_line_error(result, why)
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_errors_are_one_line(small_run, tmp_path):

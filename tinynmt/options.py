@@ -57,6 +57,12 @@ def within(low, high):
     return check
 
 
+def length_ratio(name, value):
+    """Moses' clean-corpus-n ratio: at least 1; above BIGGEST (no sentence is longer) it drops
+    nothing, and ratio * length would overflow."""
+    return None if 1 <= value <= BIGGEST else f"{name} must be in [1, {BIGGEST:,}], got {value}"
+
+
 def one_of(choices):
     """A limit: the value is one of `choices`."""
     def check(name, value):

@@ -180,6 +180,18 @@ def _resolve_tokenizer(config: DataConfig, train: Pair) -> Tokenizer:
     return get_tokenizer(config.tokenizer, lower=config.lower)
 
 
+def check_vocabularies(src_vocab: Vocab, trg_vocab: Vocab, n_pairs: int, min_freq: int,
+                       max_size: Optional[int]) -> None:
+    """A DataError, with the numbers, when a vocabulary holds only the special tokens: nothing
+    could be learned (also for prepared corpora, tinynmt.data.prepare)."""
+    for side, vocab in (("source", src_vocab), ("target", trg_vocab)):
+        if len(vocab) <= len(SPECIALS):
+            cap = f" and max_size={max_size}" if max_size is not None else ""
+            raise DataError(f"the {side} vocabulary holds only the {len(SPECIALS)} special tokens: no "
+                            f"token of the {n_pairs} training pairs is seen min_freq={min_freq} times"
+                            f"{cap}; lower --min-freq")
+
+
 def build_dataset(train: Pair, val: Pair, test: Pair, config: Optional[DataConfig] = None,
                   **changes) -> TranslationData:
     """Tokenize, filter and encode (src_lines, trg_lines) pairs; vocabularies come from train.
@@ -209,12 +221,7 @@ def build_dataset(train: Pair, val: Pair, test: Pair, config: Optional[DataConfi
     else:
         src_vocab = Vocab.build(tr.src_tokens, min_freq=min_freq, max_size=max_size)
         trg_vocab = Vocab.build(tr.trg_tokens, min_freq=min_freq, max_size=max_size)
-    for side, vocab in (("source", src_vocab), ("target", trg_vocab)):
-        if len(vocab) <= len(SPECIALS):
-            cap = f" and max_size={max_size}" if max_size is not None else ""
-            raise DataError(f"the {side} vocabulary holds only the {len(SPECIALS)} special tokens: no "
-                            f"token of the {len(tr)} training pairs is seen min_freq={min_freq} times"
-                            f"{cap}; lower --min-freq")
+    check_vocabularies(src_vocab, trg_vocab, len(tr), min_freq, max_size)
     for split in splits.values():
         split.src_ids = encode_sentences(split.src_tokens, src_vocab)
         split.trg_ids = encode_sentences(split.trg_tokens, trg_vocab)

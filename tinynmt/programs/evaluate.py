@@ -3,6 +3,7 @@
     python -m tinynmt.evaluate --checkpoint runs/RUN                    # Multi30k test_2016_flickr
     python -m tinynmt.evaluate --checkpoint runs/RUN --beam 5 --output hyp.en
     python -m tinynmt.evaluate --checkpoint ckpt.npz --src-file test.de --ref-file test.en
+    python -m tinynmt.evaluate --checkpoint runs/OWN --split test1      # a run on your own corpus
     python -m tinynmt.evaluate --checkpoint runs/A --checkpoint runs/B --beam 5   # an ensemble
     python -m tinynmt.evaluate --checkpoint runs/RUN --score-reference --output scores.tsv
 
@@ -29,10 +30,12 @@ value out of range): `error: ...`, exit status 2; a file or stdout that cannot b
 """
 import argparse
 import sys
+from pathlib import Path
 
 from ..backend import BackendError, get_array_module, synchronize
 from .cli import OneLineParser, checkpoint_file, flush_stdout, report_error, report_os_error
 from ..data import DataError, read_lines, read_multi30k
+from ..data.corpus import find_side
 from ..data.multi30k import find_file
 from ..data.textfile import check_parallel
 from ..decoding import members, score_references
@@ -40,6 +43,7 @@ from ..decoding.metrics import evaluate_bleu, evaluate_loss
 from .output_lines import score_line
 from ..fast.cpu import keep_freed_memory
 from ..files import OutputError, check_output
+from ..training.corpus_data import corpus_test_set, uses_own_corpus
 from ..training.runlog import perplexity
 from .translate import (CLIError, add_checkpoint_option, add_decoding_options, check_decoding_options,
                         load_models, warn, write_output)
@@ -51,7 +55,8 @@ def build_parser():
         epilog=__doc__[__doc__.index("Loss:"):], formatter_class=argparse.RawDescriptionHelpFormatter)
     add_checkpoint_option(parser)
     parser.add_argument("--split", metavar="NAME",
-                        help="Multi30k split to score (default: the run's test split, test_2016_flickr)")
+                        help="split to score: Multi30k's (default: the run's test split, test_2016_flickr), "
+                        "or for a run on its own corpus val, test, test1, ... (default: test)")
     parser.add_argument("--src-file", metavar="F", help="score this source file instead of a Multi30k split")
     parser.add_argument("--ref-file", metavar="F", help="references of --src-file, line for line")
     parser.add_argument("--data-dir", metavar="DIR", help="folder with hand-placed Multi30k files")
@@ -73,12 +78,25 @@ def read_test_set(args, config):
         src_lines, ref_lines = read_lines(args.src_file), read_lines(args.ref_file)
         check_parallel(src_lines, ref_lines, args.src_file, args.ref_file)
         return src_lines, ref_lines, args.src_file
+    if uses_own_corpus(config):       # trained with --data DIR or --train PREFIX: its own files
+        test_set = corpus_test_set(config, args.split)
+        check_output(("--output", args.output), [("the run's corpus", path) for path in own_corpus_files(config)])
+        return test_set
     split = args.split or getattr(config, "test", None) or "test_2016_flickr"
     data_dir = args.data_dir or getattr(config, "data_dir", None)
     src_lines, ref_lines = read_multi30k(split, config.src, config.trg, data_dir=data_dir)
     for lang in (config.src, config.trg):     # the files just read: --output must not be one of them
         check_output(("--output", args.output), [(f"{split}.{lang}", find_file(split, lang, data_dir)[0])])
     return src_lines, ref_lines, f"Multi30k {split} {config.src}->{config.trg}"
+
+
+def own_corpus_files(config):
+    """The files of a run's own corpus that evaluate reads from: the prepared folder's, or the
+    raw --valid/--test files (for --output's same-file check)."""
+    if config.data:
+        return sorted(Path(config.data).iterdir())
+    return [find_side(prefix, lang) for prefix in (config.valid, config.test_prefix) if prefix
+            for lang in (config.src, config.trg)]
 
 
 def run(args):

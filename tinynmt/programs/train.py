@@ -6,6 +6,8 @@
     python -m tinynmt.train --resume runs/gpu            # continue from runs/gpu/last.npz
     python -m tinynmt.train --resume runs/gpu --epochs 20
     python -m tinynmt.train --preset strong              # BPE, tied embeddings, averaging, ...
+    python -m tinynmt.train --data data/xx-yy            # a corpus made by python -m tinynmt.prepare
+    python -m tinynmt.train --train c/train --valid c/dev --test c/test --src xx --trg yy   # raw files
     mpiexec -n 2 python -m tinynmt.train                 # data-parallel on 2 ranks (tinynmt.training.distributed)
 
 The run folder gets config.json, metrics.jsonl (one JSON object per log window, epoch and
@@ -39,6 +41,7 @@ from .cli import quiet_stdout, report_error
 from ..files import OutputError
 from ..options import ConfigError
 from ..training.config import PRESETS, Config
+from ..training.corpus_data import with_prepared_fields
 from ..training.loop import train
 from .cli import parser_from_fields
 from ..data import DataError
@@ -86,10 +89,16 @@ class StopFlag:
 
 
 def config_from_args(args):
-    """A Config from the parsed flags (only the given ones are in `args`); --resume merges."""
+    """A Config from the parsed flags (only the given ones are in `args`); --resume merges.
+    --data fills the languages, tokenizer and vocabulary options from the prepared folder;
+    with --train, --test names the test files' PREFIX (test_prefix)."""
     if "resume" in args:
         overrides = {k: v for k, v in args.items() if k != "resume"}
         return resume_config(args["resume"], **overrides)
+    if args.get("data"):
+        args = with_prepared_fields(args)
+    elif args.get("train") and "test" in args:
+        args["test_prefix"] = args.pop("test")
     return Config.from_preset(args.pop("preset", "tutorial"), **args)
 
 
@@ -124,7 +133,7 @@ def fail(comm, message, status):
 
 def main(argv=None):
     """Run the CLI; return the exit status."""
-    parser = build_parser(description="Train the tutorial's Transformer on Multi30k.")
+    parser = build_parser(description="Train the tutorial's Transformer on Multi30k or your own corpus.")
     args = vars(parser.parse_args(argv))
     keep_freed_memory()
     flag = StopFlag()

@@ -14,14 +14,18 @@ from pathlib import Path
 from ..data import DataError, build_dataset, load_dataset, read_multi30k
 from .checkpoint import load_checkpoint
 from .config import ConfigError
+from .corpus_data import load_corpus, uses_own_corpus
 from .distributed import SINGLE
 from .run_folder import (RESUME_OVERRIDES, check_not_a_run, choose_run_dir, last_checkpoint, lock_run_dir,
-                         saved_config, test_scored)
+                         recorded, saved_config)
 from .trainer import Trainer
 
 
 def load_data(config):
-    """Multi30k per the config, cut to limit_train / limit_eval pairs when they are set."""
+    """Multi30k per the config, cut to limit_train / limit_eval pairs when they are set (or the
+    run's own corpus: corpus_data.py)."""
+    if uses_own_corpus(config):
+        return load_corpus(config)
     data_config = config.data_config()
     if config.limit_train is None and config.limit_eval is None:
         data = load_dataset(data_config)
@@ -89,10 +93,11 @@ def resume_run(config, comm=SINGLE):
     trainer.join_ranks()
     c = trainer.counters
     done = c.epoch >= config.epochs or (config.max_steps is not None and c.step >= config.max_steps)
-    if done and test_scored(run_dir, c.step):       # else: average and score what is there
+    last_work = "test" if trainer.data.test is not None else "average" if config.average_last else None
+    if done and (last_work is None or recorded(run_dir, c.step, last_work)):   # else: do what is left
         if c.epoch >= config.epochs:
-            raise ConfigError(f"the run in {run_dir} already finished {c.epoch} epochs (its test scored); "
+            raise ConfigError(f"the run in {run_dir} already finished {c.epoch} epochs; "
                               f"pass a larger --epochs to go on")
-        raise ConfigError(f"the run in {run_dir} already did {c.step} steps (its test scored); pass a "
-                          f"larger --max-steps (or --max-steps none) to go on")
+        raise ConfigError(f"the run in {run_dir} already did {c.step} steps; pass a larger "
+                          f"--max-steps (or --max-steps none) to go on")
     return config, run_dir, trainer

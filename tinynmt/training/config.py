@@ -14,8 +14,8 @@ from dataclasses import dataclass, fields
 from typing import Optional
 
 from ..backend import DEVICES
-from ..options import (ConfigError, above_zero, not_negative, one_of, option, positive, probability,
-                       seed_range)
+from ..options import (ConfigError, above_zero, length_ratio, not_negative, one_of, option, positive,
+                       probability, seed_range)
 from ..data import DataConfig
 from ..nn.transformer import ModelConfig
 from ..optim import SCHEDULES
@@ -47,8 +47,8 @@ class Config(ModelConfig):
     and the ones below; the defaults are the tutorial's."""
 
     # data
-    src: str = option("de", "source language (cs, de, en, fr)")
-    trg: str = option("en", "target language (cs, de, en, fr)")
+    src: str = option("de", "source language: cs, de, en or fr (Multi30k), any label with --train")
+    trg: str = option("en", "target language: cs, de, en or fr (Multi30k), any label with --train")
     tokenizer: str = option("whitespace", "tokenizer: whitespace (the tutorial's), unicode, or bpe "
                                           "(subwords learned from the training data)")
     bpe_merges: Optional[int] = option(None, "with --tokenizer bpe: merges to learn (one table for "
@@ -65,9 +65,20 @@ class Config(ModelConfig):
                                           "positions)", positive)
     test: str = option("test_2016_flickr", "Multi30k test split scored at the end")
     limit_train: Optional[int] = option(None, "use only the first N training pairs (tests, smoke runs); "
-                                              "the vocabularies come from those pairs", positive)
+                                              "the vocabularies come from those pairs (with --data: the folder's)", positive)
     limit_eval: Optional[int] = option(None, "use only the first N validation and N test pairs "
                                              "(tests, smoke runs)", positive)
+    # your own corpus instead of Multi30k (tinynmt/training/corpus_data.py)
+    data: Optional[str] = option(None, "train on a folder made by python -m tinynmt.prepare (it fixes "
+                                       "the languages, tokenizer and vocabularies)")
+    train: Optional[str] = option(None, "train on the raw files PREFIX.SRC, PREFIX.TRG (plain or .gz), "
+                                        "prepared in memory at each start")
+    valid: Optional[str] = option(None, "with --train: the validation files' PREFIX")
+    test_prefix: Optional[str] = option(None, "with --train: the test files' PREFIX (--test PREFIX "
+                                              "says the same)")
+    max_len_ratio: Optional[float] = option(9.0, "with --train: drop training pairs where one side has "
+                                                 "more than this many times the other's tokens (Moses' "
+                                                 "clean-corpus-n; none: off)", length_ratio)
     # optimisation
     lr: float = option(5e-4, "Adam learning rate (the peak one with --schedule inverse_sqrt)",
                        above_zero)

@@ -55,7 +55,7 @@ def train(config, should_stop=None, comm=SINGLE):
         test_loss = None
         if status != "interrupted" and comm.is_root:
             chosen = average_last_epochs(trainer, log, run_dir) if config.average_last else "best.npz"
-            test_loss = score_test(trainer, log, run_dir, chosen)
+            test_loss = score_test(trainer, log, run_dir, chosen) if trainer.data.test is not None else None
     except TrainingError as err:
         kept = (f"{run_dir / 'last.npz'} from step {trainer.saved_step} is untouched"
                 if trainer.saved_step is not None else "no checkpoint had been saved yet")

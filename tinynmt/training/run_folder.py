@@ -7,7 +7,8 @@ Every state a crash or a signal can leave is continued by `python -m tinynmt.tra
 - no last.npz yet (stopped in its first epoch; best.npz alone if between the two saves): the
   run starts again from step 0 with its saved config (config.json, else best.npz's);
 - every epoch done but the test not scored (a signal during the last validation, a crash while
-  averaging or scoring): the averaging and the test score are done, nothing is trained.
+  averaging or scoring): the averaging and the test score are done, nothing is trained (for a
+  corpus without a test split: the averaging).
 A run that has scored its test goes on with a larger --epochs (or --max-steps).
 """
 import json
@@ -69,10 +70,10 @@ def saved_config(run):
     return read_config(run_dir / "best.npz"), run_dir
 
 
-def test_scored(run_dir, step):
-    """Whether metrics.jsonl records the test score of the run at `step` (its end)."""
+def recorded(run_dir, step, kind):
+    """Whether metrics.jsonl holds a record of `kind` ("test", "average") at `step`."""
     path = Path(run_dir) / "metrics.jsonl"
-    return path.is_file() and any(r.get("kind") == "test" and r.get("step") == step for r in read_metrics(path))
+    return path.is_file() and any(r.get("kind") == kind and r.get("step") == step for r in read_metrics(path))
 
 
 def check_not_a_run(run_dir):

@@ -127,7 +127,7 @@ class Trainer:
         sizes = dict(batch_size=config.batch_size, max_tokens=config.max_tokens)
         self.train_batches = data.train.batches(shuffle=True, seed=config.seed, **sizes)
         self.valid_batches = data.val.batches(**sizes)
-        self.test_batches = data.test.batches(**sizes)
+        self.test_batches = data.test.batches(**sizes) if data.test is not None else None  # own corpus: optional
         self.counters = Counters()
         self.pending = []       # (step, loss, grad norm) as device arrays, not yet read back
         self.saved_step = None  # the step of the last.npz written (or resumed from)
@@ -298,7 +298,8 @@ class Trainer:
         rank rank 0's weights. Every rank calls it once, before the first step."""
         config = {k: v for k, v in self.config.to_dict().items() if k not in ("out", "resume")}
         data = self.data
-        sizes = [len(data.src_vocab), len(data.trg_vocab), len(data.train), len(data.val), len(data.test)]
+        sizes = [len(data.src_vocab), len(data.trg_vocab), len(data.train), len(data.val),
+                 len(data.test) if data.test is not None else 0]
         lengths = [int(self.train_batches.src.lengths.sum()), int(self.train_batches.trg.lengths.sum())]
         for what, value in (("config", fingerprint(config)),
                             ("data or checkpoint", fingerprint(sizes, lengths, self.counters.step))):
