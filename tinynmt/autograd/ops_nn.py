@@ -15,8 +15,8 @@ from .function import Function
 class Softmax(Function):
     def forward(self, x, axis=-1):
         xp = get_array_module(x)
-        exps = xp.exp(x - x.max(axis=axis, keepdims=True))      # shift by the max: exp cannot overflow
-        y = exps / exps.sum(axis=axis, keepdims=True)
+        y = xp.exp(x - x.max(axis=axis, keepdims=True))         # shift by the max: exp cannot overflow
+        y /= y.sum(axis=axis, keepdims=True)                     # in place: y is this op's own array
         self.y, self.axis = y, axis
         return y
 
@@ -76,7 +76,7 @@ class Linear(Function):
         x2 = x.reshape(-1, x.shape[-1])                              # (N, in)
         y = xp.dot(x2, weight.T)                                     # (N, in) @ (in, out) -> (N, out)
         if bias is not None:
-            y = y + bias
+            y += bias                                                # in place: y is this op's own array
         return y.reshape(*x.shape[:-1], weight.shape[0])             # (..., out)
 
     def backward(self, grad):
