@@ -35,21 +35,11 @@ import numpy as np  # noqa: E402
 
 from tinynmt import Tensor, fast  # noqa: E402
 from tinynmt.autograd.ops_matmul import MatMul  # noqa: E402
-from tinynmt.autograd.ops_nn import CrossEntropy, Dropout, Embedding, LayerNorm, Linear  # noqa: E402
+from tinynmt.autograd.ops_nn import CrossEntropy, Embedding, LayerNorm, Linear  # noqa: E402
 from tinynmt.backend import Generator, synchronize, xp_for  # noqa: E402
 
 B, T, D, PF, V_SRC, V_TRG, K = 64, 13, 256, 512, 9597, 7704, 5
 N = 682                          # target positions of a typical batch: the logits are (N, V_TRG)
-
-
-class FixedMask:
-    """A generator stand-in that hands out one keep mask: times dropout without drawing one."""
-
-    def __init__(self, keep):
-        self.keep = keep
-
-    def keep_mask(self, shape, p):
-        return self.keep
 
 
 def forward_backward(function, inputs, grad, **options):
@@ -75,8 +65,6 @@ def cases(xp, device, rng):
     generator = Generator(0, device)
     found = {
         "dropout mask": ("(B, T, PF) p=0.1", lambda: generator.keep_mask(pf.shape, 0.1)),
-        "dropout apply": ("(B, T, PF) fwd+bwd", forward_backward(
-            Dropout, [pf], pf, p=0.1, generator=FixedMask(generator.keep_mask(pf.shape, 0.1)))),
         "cross-entropy": ("(N, V) fwd+bwd", forward_backward(
             CrossEntropy, [logits], xp.ones((), np.float32), target=ce_target, ignore_index=1)),
         "layer-norm": ("(B, T, D) fwd+bwd", forward_backward(LayerNorm, [act, array(D), array(D)], act)),
@@ -84,7 +72,6 @@ def cases(xp, device, rng):
         "matmul fold": ("(B, T, D) @ (D, D) fwd+bwd", forward_backward(MatMul, [act, array(D, D)], act)),
         "embedding grad": ("(V_src, D) from (B, T)", embedding_grad(array(V_SRC, D), ids, act)),
         "engine sums": ("(B, T, D) used 4 times", reused_node(act)),
-        "scalar operand": ("x * 0.5, x (8,), 100 ops", scalar_ops(Tensor(array(8)))),
     }
     from tinynmt.decoding.search import _top_k
     scores = array(2 * B, K * V_TRG)
@@ -115,13 +102,6 @@ def reused_node(x):
         leaves = [Tensor(x, requires_grad=True) for _ in range(4)]
         x_, a, b, c = leaves
         (x_ * a + x_ * b + x_ * c + x_).sum().backward()
-    return run
-
-
-def scalar_ops(x):
-    def run():
-        for _ in range(100):
-            x * 0.5
     return run
 
 
