@@ -95,8 +95,10 @@ def descendants(pid):
     return found
 
 
-def training_rss(pid):
-    """{pid: VmRSS bytes} of the python processes running tinynmt.train at and below pid."""
+def training_rss(pid, field="VmRSS"):
+    """{pid: bytes} of the python processes running tinynmt.train at and below pid: their VmRSS,
+    or RssAnon (the same without file-backed pages, such as the memory-mapped ids read so far,
+    which the page cache holds and can drop)."""
     out = {}
     for p in [pid, *descendants(pid)]:
         try:
@@ -104,7 +106,7 @@ def training_rss(pid):
             status = Path(f"/proc/{p}/status").read_text()
         except OSError:
             continue
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        match = re.search(rf"{field}:\s+(\d+) kB", status)
         if b"tinynmt.train" in cmdline and b"python" in cmdline and match and b"mpiexec" not in cmdline:
             out[p] = int(match.group(1)) * 1024
     return out
@@ -127,16 +129,16 @@ def train_start(args, data_args, run_dir, ranks, env):
     """Start a short training run; measure time and RSS at its first step and its tokens/s."""
     cmd = [sys.executable, "-m", "tinynmt.train", *data_args, "--preset", "strong", "--max-steps", str(args.steps),
            "--log-every", "1", "--limit-eval", str(args.eval_pairs), "--no-progress", "--no-plot",
-           "--out", str(run_dir)]
+           "--out", str(run_dir), *args.train_flag]
     if ranks > 1:
         cmd = ["mpiexec", "-n", str(ranks), *cmd]
     start_wall = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    rss_at_first = None
+    rss_at_first = anon_at_first = None
     while proc.poll() is None:
-        rss = training_rss(proc.pid)
+        rss, anon = training_rss(proc.pid), training_rss(proc.pid, "RssAnon")
         if rss_at_first is None and step_records(run_dir):
-            rss_at_first = rss
+            rss_at_first, anon_at_first = rss, anon
         time.sleep(0.02)
     out = proc.stdout.read()
     if proc.returncode:
@@ -146,6 +148,7 @@ def train_start(args, data_args, run_dir, ranks, env):
     rates = [r["tokens_per_s"] for r in steps[1:]]
     return {"ranks": ranks, "first_step_s": round(steps[0]["time"] - start_wall, 2),
             "rss_first_step_gb": [round(v / GB, 3) for v in (rss_at_first or {}).values()],
+            "anon_first_step_gb": [round(v / GB, 3) for v in (anon_at_first or {}).values()],
             "arrays_gb": round(params * 4 * 4 / GB, 3), "parameters": params,
             "tokens_per_s": round(float(np.mean(rates)), 1) if rates else None}
 
@@ -158,6 +161,10 @@ def main():
     parser.add_argument("--eval-pairs", type=int, default=100, help="val and test pairs (validation is not timed)")
     parser.add_argument("--tmp", default=None, help="where the temporary corpora go (default: the system's)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
+    parser.add_argument("--train-flag", action="append", default=[], metavar="FLAG",
+                        help="one more flag for every training run, e.g. --train-flag=--max-tokens=900 "
+                             "(batches of equal tokens: the first step's activations then match "
+                             "Multi30k's, and the RSS compares the data paths alone)")
     args = parser.parse_args()
     env = clean_env(dict(os.environ, PYTHONPATH=str(ROOT)))
     ranks = [1] + ([args.ranks] if args.ranks > 1 and shutil.which("mpiexec") else [])
@@ -189,11 +196,12 @@ def main():
         else:
             shutil.rmtree(work, ignore_errors=True)
     print(f"\n{'corpus':20s} {'prepare s':>9s} {'peak GB':>8s} {'ranks':>5s} {'1st step s':>10s} "
-          f"{'RSS GB (each rank)':>20s} {'arrays+0.5':>10s} {'tok/s':>8s}")
+          f"{'RSS GB (each rank)':>20s} {'anon GB':>12s} {'arrays+0.5':>10s} {'tok/s':>8s}")
     for r in rows:
         rss = ", ".join(f"{v:.2f}" for v in r["rss_first_step_gb"])
+        anon = ", ".join(f"{v:.2f}" for v in r["anon_first_step_gb"])
         print(f"{r['corpus']:20s} {r.get('prepare_s', ''):>9} {r.get('prepare_peak_gb', ''):>8} {r['ranks']:>5d} "
-              f"{r['first_step_s']:>10.2f} {rss:>20s} {r['arrays_gb'] + 0.5:>10.2f} {r['tokens_per_s'] or 0:>8.0f}")
+              f"{r['first_step_s']:>10.2f} {rss:>20s} {anon:>12s} {r['arrays_gb'] + 0.5:>10.2f} {r['tokens_per_s'] or 0:>8.0f}")
     (ROOT / "benchmarks" / "out").mkdir(exist_ok=True)
     (ROOT / "benchmarks" / "out" / "corpus.json").write_text(json.dumps(rows, indent=1) + "\n")
 
