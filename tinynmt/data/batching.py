@@ -108,6 +108,11 @@ class Batches:
                  seed: int = 1234, pool_size: Optional[int] = None):
         if trg_ids is not None and len(src_ids) != len(trg_ids):
             raise DataError(f"{len(src_ids)} source sentences but {len(trg_ids)} target sentences")
+        self._set_up(_Packed(src_ids, "source"), _Packed(trg_ids, "target") if trg_ids is not None else None,
+                     batch_size, max_tokens, shuffle, seed, pool_size)
+
+    def _set_up(self, src, trg, batch_size, max_tokens, shuffle, seed, pool_size):
+        """Check the sizes, keep the packed sides, and plan evaluation's batches once."""
         if batch_size is None and max_tokens is None:
             raise DataError("give batch_size, max_tokens or both")
         for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens), ("pool_size", pool_size)):
@@ -115,19 +120,18 @@ class Batches:
                 raise DataError(f"{name} must be a positive integer, got {value}")
         if int(seed) < 0:
             raise DataError(f"seed must be >= 0, got {seed}")
-        self.src = _Packed(src_ids, "source")
-        self.trg = _Packed(trg_ids, "target") if trg_ids is not None else None
+        self.src, self.trg = src, trg
         self.batch_size, self.max_tokens = batch_size, max_tokens
         self.shuffle, self.seed = bool(shuffle), int(seed)
         self.pool_size = int(pool_size or 100 * (batch_size or 64))
         trg_len = self.trg.lengths if self.trg is not None else np.zeros_like(self.src.lengths)
         self._width = np.maximum(self.src.lengths, trg_len)  # (N,): a row's padded-size need
-        if max_tokens is not None and len(src_ids) and self._width.max() > max_tokens:
+        if max_tokens is not None and len(src.lengths) and self._width.max() > max_tokens:
             i = int(np.argmax(self._width))
             raise DataError(f"sentence {i} needs {int(self._width[i])} positions, more than "
                             f"max_tokens={max_tokens}; raise max_tokens or lower max_len")
         self._trg_len = trg_len
-        self._eval_plan = None if self.shuffle else self._cut(self._sorted(np.arange(len(src_ids))))
+        self._eval_plan = None if self.shuffle else self._cut(self._sorted(np.arange(len(src.lengths))))
 
     def __len__(self) -> int:
         """Batches per epoch (in max_tokens training mode it varies a little: this is epoch 0's)."""

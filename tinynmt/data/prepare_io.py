@@ -29,6 +29,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ..files import fsync_dir
 from .errors import DataError
 from .prepared import PackedSide, PreparedData, PreparedSplit
 from .tokenize import tokenizer_from_dict
@@ -72,7 +73,7 @@ def save_prepared(data: PreparedData, out) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     return out
 
 
@@ -92,20 +93,6 @@ def _write_all(data: PreparedData, folder: Path) -> None:
             _fsynced(folder / f"{split.name}.{lang}.offsets.npy", lambda f: np.save(f, offsets))
             if lines is not None:
                 _write_lines(folder / f"{split.name}.{lang}", lines)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in `folder` durable (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_manifest(folder) -> dict:

@@ -92,28 +92,10 @@ class PackedBatches(Batches):
     def __init__(self, src: PackedSide, trg: Optional[PackedSide] = None, batch_size: Optional[int] = 64,
                  max_tokens: Optional[int] = None, shuffle: bool = False, seed: int = 1234,
                  pool_size: Optional[int] = None):
-        # Batches.__init__ packs id lists; the rest of its set-up is repeated here, line for line.
+        # Batches.__init__ packs id lists; these sides come packed, the rest of the set-up is its own
         if trg is not None and len(src) != len(trg):
             raise DataError(f"{len(src)} source sentences but {len(trg)} target sentences")
-        if batch_size is None and max_tokens is None:
-            raise DataError("give batch_size, max_tokens or both")
-        for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens), ("pool_size", pool_size)):
-            if value is not None and int(value) < 1:
-                raise DataError(f"{name} must be a positive integer, got {value}")
-        if int(seed) < 0:
-            raise DataError(f"seed must be >= 0, got {seed}")
-        self.src, self.trg = src, trg
-        self.batch_size, self.max_tokens = batch_size, max_tokens
-        self.shuffle, self.seed = bool(shuffle), int(seed)
-        self.pool_size = int(pool_size or 100 * (batch_size or 64))
-        trg_len = self.trg.lengths if self.trg is not None else np.zeros_like(self.src.lengths)
-        self._width = np.maximum(self.src.lengths, trg_len)  # (N,): a row's padded-size need
-        if max_tokens is not None and len(src) and self._width.max() > max_tokens:
-            i = int(np.argmax(self._width))
-            raise DataError(f"sentence {i} needs {int(self._width[i])} positions, more than "
-                            f"max_tokens={max_tokens}; raise max_tokens or lower max_len")
-        self._trg_len = trg_len
-        self._eval_plan = None if self.shuffle else self._cut(self._sorted(np.arange(len(src))))
+        self._set_up(src, trg, batch_size, max_tokens, shuffle, seed, pool_size)
 
 
 @dataclass

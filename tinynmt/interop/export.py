@@ -1,26 +1,16 @@
-"""`python -m tinynmt.export`: weights to PyTorch (safetensors) and back into a checkpoint.
+"""Weights to PyTorch (safetensors) and back into a tinynmt checkpoint.
 
-    python -m tinynmt.export --checkpoint runs/RUN/best.npz --to model.safetensors
-    python -m tinynmt.export --from tut6-model.pt --vocab-from runs/RUN/best.npz --to imported.npz
-    python -m tinynmt.export --from model.safetensors --to imported.npz   # vocabularies inside
+    export_safetensors(checkpoint, "model.safetensors")
+    model, config = import_weights("tut6-model.pt", "imported.npz", vocab_from=checkpoint)
 
 Export writes every weight under its PyTorch state_dict name (tinynmt's names are the
-tutorial's), so in PyTorch
-    model.load_state_dict(safetensors.torch.load_file("model.safetensors"), strict=True)
-loads it into tinynmt/interop/torch_reference.py's classes. Tied embeddings (one Parameter under
-two or three names in tinynmt) are written as one separate copy per name, because
-safetensors refuses tensors that share memory: PyTorch loads them untied; the metadata's
-"tied" entry lists the names. The metadata (`__metadata__`, JSON strings) also holds the
-config, both vocabularies and the tokenizer, so the file imports back on its own.
-
-Import reads a tutorial state_dict saved by `torch.save(model.state_dict(), path)`
-(needs PyTorch; loaded with weights_only=True, never unpickling code) or a safetensors
-file (no PyTorch needed). Model sizes come from the tensor shapes; heads cannot, so they
-are --heads, else the file's metadata, else --vocab-from's config (the model the
-vocabularies were trained with, not a guess). The embeddings are tied again where the
-copies are bit-identical. Vocabularies come from --vocab-from (a tinynmt checkpoint), else
-the file's metadata. Weights that are not finite (nan, inf) are refused both ways. Any
-mismatch: `error: ...`, exit status 2.
+tutorial's), tied embeddings as one copy per name (safetensors refuses shared memory), and
+the config, vocabularies and tokenizer as metadata, so the file imports back on its own.
+Import reads a `torch.save`d state_dict (weights_only=True) or a safetensors file, takes the
+sizes from the tensor shapes and the heads from the arguments, the metadata or the
+vocabularies' checkpoint, ties the embeddings again where the copies are bit-identical, and
+refuses weights that are not finite. The program and its flags: `python -m tinynmt.export`
+(tinynmt/programs/export.py, whose docstring tells the whole story).
 """
 import json
 import zipfile

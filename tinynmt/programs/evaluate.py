@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 
 from ..backend import BackendError, get_array_module, synchronize
-from .cli import OneLineParser, checkpoint_file, flush_stdout, report_error, report_os_error
+from .cli import OneLineParser, checkpoint_file
 from ..data import DataError, read_lines, read_multi30k
 from ..data.corpus import find_side
 from ..data.multi30k import find_file
@@ -41,12 +41,11 @@ from ..data.textfile import check_parallel
 from ..decoding import members, score_references
 from ..decoding.metrics import evaluate_bleu, evaluate_loss
 from .output_lines import score_line
-from ..fast.cpu import keep_freed_memory
 from ..files import OutputError, check_output
 from ..training.corpus_data import corpus_test_set, uses_own_corpus
 from ..training.runlog import perplexity
 from .translate import (CLIError, add_checkpoint_option, add_decoding_options, check_decoding_options,
-                        load_models, warn, write_output)
+                        load_models, run_decoding_program, warn, write_output)
 
 
 def build_parser():
@@ -146,17 +145,7 @@ def run(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    keep_freed_memory()
-    try:
-        return flush_stdout(run(args))
-    except (CLIError, DataError, BackendError, OutputError) as err:
-        return report_error(err)
-    except MemoryError as err:
-        return report_error(f"out of memory: {err}; lower --beam or --batch-size")
-    except OSError as err:
-        return report_os_error(err)
-    except KeyboardInterrupt:
-        return 130
+    return run_decoding_program(run, args, (CLIError, DataError, BackendError, OutputError))
 
 
 if __name__ == "__main__":

@@ -304,12 +304,13 @@ def translate_into(out, args, checkpoint, model):
             draw_attention(translator, record, args.attention)
 
 
-def main(argv=None):
-    args = build_parser().parse_intermixed_args(argv)   # sentences before, between and after flags
+def run_decoding_program(run, args, errors=(CLIError, OutputError)):
+    """run(args) -> the exit status, each failure one line: `errors` and running out of memory
+    `error: ...` (2), another OSError its own line (1), Ctrl-C 130. translate and evaluate."""
     keep_freed_memory()
     try:
         return flush_stdout(run(args))
-    except (CLIError, OutputError) as err:
+    except errors as err:
         return report_error(err)
     except MemoryError as err:
         return report_error(f"out of memory: {err}; lower --beam or --batch-size")
@@ -317,6 +318,11 @@ def main(argv=None):
         return report_os_error(err)
     except KeyboardInterrupt:
         return 130
+
+
+def main(argv=None):
+    args = build_parser().parse_intermixed_args(argv)   # sentences before, between and after flags
+    return run_decoding_program(run, args)
 
 
 if __name__ == "__main__":
