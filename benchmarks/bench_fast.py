@@ -72,6 +72,7 @@ def cases(xp, device, rng):
         "matmul fold": ("(B, T, D) @ (D, D) fwd+bwd", forward_backward(MatMul, [act, array(D, D)], act)),
         "embedding grad": ("(V_src, D) from (B, T)", embedding_grad(array(V_SRC, D), ids, act)),
         "engine sums": ("(B, T, D) used 4 times", reused_node(act)),
+        "scalar operand": ("x * 0.5, x (8,), 100 ops", scalar_ops(Tensor(array(8)))),
     }
     from tinynmt.decoding.search import _top_k
     scores = array(2 * B, K * V_TRG)
@@ -102,6 +103,13 @@ def reused_node(x):
         leaves = [Tensor(x, requires_grad=True) for _ in range(4)]
         x_, a, b, c = leaves
         (x_ * a + x_ * b + x_ * c + x_).sum().backward()
+    return run
+
+
+def scalar_ops(x):
+    def run():
+        for _ in range(100):
+            x * 0.5
     return run
 
 

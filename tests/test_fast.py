@@ -143,11 +143,15 @@ def test_leaves_never_share_a_gradient_array(xp):
             assert (to_numpy(b.grad) == 1).all() and (to_numpy(seed) == 1).all()
 
 
-def test_python_scalar_operands_take_the_tensors_dtype_and_device(xp, rng):
+def test_python_scalar_operands(xp, rng):
     x = Tensor(xp.asarray(rng.standard_normal(4).astype(np.float32)))
-    constant = x._pair(0.1).data
-    assert constant.shape == () and type(constant) is type(x.data)       # a 0-d array on x's device
-    assert (x * 0.1 + 2 - 1 / x).dtype == np.float32
+    fast_result, plain_result = on_both_paths(lambda: [to_numpy((x * 0.1 + 2 - 1 / x).data)])
+    assert_same(fast_result, plain_result, rtol=0, atol=0)
+    with fast.use_fast(True):
+        assert isinstance(x._pair(0.1).data, np.generic)          # a NumPy scalar, even for a GPU x
+    with fast.plain():
+        constant = x._pair(0.1).data
+        assert constant.shape == () and type(constant) is type(x.data)   # a 0-d array on x's device
 
 
 # ----- the whole model

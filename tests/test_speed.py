@@ -147,3 +147,9 @@ def test_in_place_sums_copy_a_shared_first_gradient_then_add_in_place():
     sums.add(grads, 1, np.full(3, 4.0))
     assert grads[1] is first_sum and (first_sum == 7).all()      # our sum: added in place
     assert sums.leaf_grad(1, first_sum) is first_sum
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_host_scalar_is_a_numpy_scalar_of_the_dtype(dtype):
+    value = fast.host_scalar(0.1, dtype)
+    assert isinstance(value, np.generic) and value.dtype == dtype and value == dtype(0.1)

@@ -1,6 +1,7 @@
 """Tensor: an array (NumPy or CuPy) that remembers how it was made, for reverse-mode autograd."""
 import numpy as np
 
+from .. import fast
 from ..backend import get_array_module, device_of, to_device, to_numpy
 from .ops_elementwise import Add, Div, Exp, Log, MaskedFill, Mul, Neg, Pow, ReLU, Sqrt, Sub, Tanh
 from .ops_matmul import MatMul
@@ -105,6 +106,8 @@ class Tensor:
         """`other` as the second operand of a binary op; a Python number takes self's dtype."""
         if isinstance(other, Tensor):
             return other
+        if isinstance(other, (int, float)) and fast.enabled():
+            return scalar_tensor(other, self.dtype)
         return Tensor(as_array(other, like=self.data))      # a number: a 0-d array on self's device
 
     def __add__(self, other):
@@ -239,6 +242,13 @@ class Tensor:
         elif isinstance(index, tuple):
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         return GetItem.apply(self, index=index)
+
+
+def scalar_tensor(value, dtype):
+    """A constant Tensor holding fast.host_scalar(value, dtype), a NumPy scalar on the host."""
+    constant = Tensor(np.asarray(value, dtype=dtype))
+    constant.data = fast.host_scalar(value, dtype)     # Tensor() itself would keep a 0-d array
+    return constant
 
 
 def tensor(data, requires_grad=False, dtype=None, device="cpu"):

@@ -23,22 +23,27 @@ benchmarks/bench_fast.py times each trick against its plain lines.
 | softmax_rows_blocked, cross_entropy_grad_in_place | ops_nn.CrossEntropy | one-block softmax, new arrays |
 | layer_norm_forward/_backward, sum_rows | ops_nn.LayerNorm, ops_nn.Linear | `.mean(axis=-1)`, `.sum(axis=0)` |
 | folds, matmul_folded(_grads) | ops_matmul.MatMul | `a @ b`, `unbroadcast(...)` |
+| host_scalar | tensor.Tensor._pair | `xp.asarray(value, dtype)` (on CuPy: one upload per number) |
 | InPlaceSums | engine.run_backward | `grads[key] = grads[key] + g` |
 | scatter_add_sorted | backend.scatter_add_rows | `xp.add.at(out, ids, values)` |
 | top_k_blocked | decoding/search.py | `top_k(scores, k)` |
 
-These modules import only NumPy and the standard library, never tinynmt. Two tricks measured
-no gain on 2026-12-07 (benchmarks/RESULTS.md, "The speed corner") and were dropped: a boolean
-dropout mask scaled in place (1.02x) and Python scalars as NumPy scalars (0.96x on NumPy).
+These modules import only NumPy and the standard library, never tinynmt. One trick measured no
+gain on 2026-12-07 (benchmarks/RESULTS.md, "The speed corner") and was dropped: a boolean
+dropout mask scaled in place (1.02x). host_scalar is level on NumPy (0.96-1.0x) and kept for
+CuPy, where the plain line copies every Python number to the device (tests/test_cupy_api.py
+checks a step and decoding make no such copy); no GPU has measured it yet.
 """
 from .cpu import keep_freed_memory, keep_mask_from_bits, scatter_add_sorted, top_k_blocked
 from .cross_entropy import CE_BLOCK_ROWS, cross_entropy_grad_in_place, softmax_rows_blocked
 from .grad_sums import InPlaceSums
 from .matmul import folds, matmul_folded, matmul_folded_grads
 from .rowstats import layer_norm_backward, layer_norm_forward, sum_rows
+from .scalars import host_scalar
 from .switch import enabled, plain, use_fast
 
 __all__ = ["CE_BLOCK_ROWS", "InPlaceSums", "cross_entropy_grad_in_place", "enabled", "folds",
+           "host_scalar",
            "keep_freed_memory", "keep_mask_from_bits", "layer_norm_backward",
            "layer_norm_forward", "matmul_folded", "matmul_folded_grads", "plain",
            "scatter_add_sorted", "softmax_rows_blocked", "sum_rows",
