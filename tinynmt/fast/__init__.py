@@ -19,6 +19,7 @@ benchmarks/bench_fast.py times each trick against its plain lines.
 | trick | used in | plain line |
 | --- | --- | --- |
 | keep_freed_memory (allocator) | the programs | glibc's defaults |
+| return_freed_memory | training/build.py, after loading a prepared corpus | nothing (the loading's freed temporaries stay resident) |
 | keep_mask_from_bits | backend.Generator.keep_mask | `random(shape) >= p` |
 | softmax_rows_blocked, cross_entropy_grad_in_place | ops_nn.CrossEntropy | one-block softmax, new arrays |
 | layer_norm_forward/_backward, sum_rows | ops_nn.LayerNorm, ops_nn.Linear | `.mean(axis=-1)`, `.sum(axis=0)` |
@@ -34,7 +35,7 @@ dropout mask scaled in place (1.02x). host_scalar is level on NumPy (0.96-1.0x) 
 CuPy, where the plain line copies every Python number to the device (tests/test_cupy_api.py
 checks a step and decoding make no such copy); no GPU has measured it yet.
 """
-from .cpu import keep_freed_memory, keep_mask_from_bits, scatter_add_sorted, top_k_blocked
+from .cpu import keep_freed_memory, keep_mask_from_bits, return_freed_memory, scatter_add_sorted, top_k_blocked
 from .cross_entropy import CE_BLOCK_ROWS, cross_entropy_grad_in_place, softmax_rows_blocked
 from .grad_sums import InPlaceSums
 from .matmul import folds, matmul_folded, matmul_folded_grads
@@ -45,6 +46,6 @@ from .switch import enabled, plain, use_fast
 __all__ = ["CE_BLOCK_ROWS", "InPlaceSums", "cross_entropy_grad_in_place", "enabled", "folds",
            "host_scalar",
            "keep_freed_memory", "keep_mask_from_bits", "layer_norm_backward",
-           "layer_norm_forward", "matmul_folded", "matmul_folded_grads", "plain",
+           "layer_norm_forward", "matmul_folded", "matmul_folded_grads", "plain", "return_freed_memory",
            "scatter_add_sorted", "softmax_rows_blocked", "sum_rows",
            "top_k_blocked", "use_fast"]

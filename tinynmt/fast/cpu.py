@@ -40,6 +40,20 @@ def keep_freed_memory():
                 and libc.mallopt(M_TOP_PAD, 256 << 20))
 
 
+def return_freed_memory():
+    """Give the heap's free memory back to the OS now (glibc's malloc_trim); False without glibc.
+
+    Plain: nothing. keep_freed_memory keeps freed memory for the training step's reuse, so the
+    temporaries of loading a large corpus (sorts, masks, copies of per-sentence arrays) would
+    stay resident for the whole run; the trainer calls this once, after loading its data.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.malloc_trim(0))
+
+
 def keep_mask_from_bits(bit_generator, shape, p):
     """A boolean mask, True with probability 1 - p, from 16 raw random bits per element.
 

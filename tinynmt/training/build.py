@@ -11,6 +11,7 @@ before its first last.npz starts again from step 0). Either way the folder's loc
 """
 from pathlib import Path
 
+from .. import fast
 from ..data import DataError, build_dataset, load_dataset, read_multi30k
 from .checkpoint import load_checkpoint
 from .config import ConfigError
@@ -25,7 +26,10 @@ def load_data(config):
     """Multi30k per the config, cut to limit_train / limit_eval pairs when they are set (or the
     run's own corpus: corpus_data.py)."""
     if uses_own_corpus(config):
-        return load_corpus(config)
+        data = load_corpus(config)
+        if fast.enabled():            # the loading's temporaries leave the heap (fast/cpu.py)
+            fast.return_freed_memory()
+        return data
     data_config = config.data_config()
     if config.limit_train is None and config.limit_eval is None:
         data = load_dataset(data_config)
