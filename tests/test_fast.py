@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tinynmt import Tensor, fast
-from tinynmt.autograd import cross_entropy, embedding, gradcheck, layer_norm, linear
+from tinynmt.autograd import cross_entropy, dropout, embedding, gradcheck, layer_norm, linear
 from tinynmt.backend import to_numpy
 from tinynmt.fast.cross_entropy import CE_BLOCK_ROWS
 
@@ -115,6 +115,35 @@ def test_matmul(xp, rng, a_shape, b_shape):
     assert_same(*on_both_paths(value_and_grads(lambda s, t: s @ t, [a, b], xp)))
     constant = Tensor(xp.asarray(b.astype(np.float32)))           # only a needs a gradient
     assert_same(*on_both_paths(value_and_grads(lambda s: s @ constant, [a], xp)))
+
+
+class FixedMask:
+    """A stand-in generator whose keep mask is given: both paths then drop the same elements."""
+
+    def __init__(self, keep):
+        self.keep = keep
+
+    def keep_mask(self, shape, p):
+        return self.keep
+
+
+def test_dropout_with_the_same_mask_is_the_same_bit_for_bit(xp, rng):
+    x = rng.standard_normal((4, 5, 6))
+    generator = FixedMask(xp.asarray(rng.random((4, 5, 6)) >= 0.3))
+    fast_result, plain_result = on_both_paths(value_and_grads(lambda t: dropout(t, 0.3, generator), [x], xp))
+    for a, b in zip(fast_result, plain_result, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_graph_built_on_one_path_goes_backward_on_the_other(xp, rng):
+    generator = FixedMask(xp.asarray(rng.random((3, 4)) >= 0.5))
+    for forward_path in (True, False):
+        x = Tensor(xp.asarray(rng.standard_normal((3, 4))), requires_grad=True)
+        with fast.use_fast(forward_path):
+            y = dropout(x * 2.0, 0.5, generator).sum()
+        with fast.use_fast(not forward_path):
+            y.backward()
+        np.testing.assert_array_equal(to_numpy(x.grad), to_numpy(generator.keep) * 4.0)
 
 
 def test_embedding_with_repeated_ids(xp, rng):

@@ -124,6 +124,16 @@ def test_layer_norm_float32_matches_the_plain_formula(xp, rng):
 
 # ----- the small ones
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scale_kept_is_x_times_the_scaled_mask_bit_for_bit(xp, rng, dtype):
+    x = xp.asarray(rng.standard_normal((5, 7)).astype(dtype))
+    keep, scale = xp.asarray(rng.random((5, 7)) > 0.3), dtype(1 / 0.7)
+    y = fast.scale_kept(x, keep, scale)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(to_numpy(y), to_numpy(x * (keep * scale)))
+    assert not np.shares_memory(to_numpy(y), to_numpy(x))
+
+
 @pytest.mark.parametrize("a_shape, b_shape", [((2, 3, 4), (4, 5)), ((2, 2, 1, 3), (3, 2))])
 def test_matmul_folded_equals_broadcast_matmul_and_its_gradients(xp, rng, a_shape, b_shape):
     a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)

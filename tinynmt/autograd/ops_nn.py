@@ -45,11 +45,18 @@ class Dropout(Function):
 
     def forward(self, x, p, generator):
         keep = generator.keep_mask(x.shape, p)                       # bool, True = kept
-        self.mask = keep * x.dtype.type(1.0 / (1.0 - p))             # (...): 0 or 1 / (1 - p)
+        scale = x.dtype.type(1.0 / (1.0 - p))
+        self.fast = fast.enabled()              # backward takes forward's path, whatever the switch is then
+        if self.fast:                                                # keeps the boolean mask
+            self.keep, self.scale = keep, scale
+            return fast.scale_kept(x, keep, scale)
+        self.mask = keep * scale                                     # (...): 0 or 1 / (1 - p)
         return x * self.mask
 
     def backward(self, grad):
         # d/dx (x * mask) = mask
+        if self.fast:
+            return (fast.scale_kept(grad, self.keep, self.scale),)
         return (grad * self.mask,)
 
 

@@ -25,18 +25,20 @@ benchmarks/bench_fast.py times each trick against its plain lines.
 | layer_norm_forward/_backward, sum_rows | ops_nn.LayerNorm, ops_nn.Linear | `.mean(axis=-1)`, `.sum(axis=0)` |
 | folds, matmul_folded(_grads) | ops_matmul.MatMul | `a @ b`, `unbroadcast(...)` |
 | host_scalar | tensor.Tensor._pair | `xp.asarray(value, dtype)` (on CuPy: one upload per number) |
+| scale_kept | ops_nn.Dropout | `mask = keep * scale; x * mask` |
 | InPlaceSums | engine.run_backward | `grads[key] = grads[key] + g` |
 | scatter_add_sorted | backend.scatter_add_rows | `xp.add.at(out, ids, values)` |
 | top_k_blocked | decoding/search.py | `top_k(scores, k)` |
 
-These modules import only NumPy and the standard library, never tinynmt. One trick measured no
-gain on 2026-12-07 (benchmarks/RESULTS.md, "The speed corner") and was dropped: a boolean
-dropout mask scaled in place (1.02x). host_scalar is level on NumPy (0.96-1.0x) and kept for
-CuPy, where the plain line copies every Python number to the device (tests/test_cupy_api.py
-checks a step and decoding make no such copy); no GPU has measured it yet.
+These modules import only NumPy and the standard library, never tinynmt. host_scalar is level on NumPy (0.96x
+on 2026-12-07) and kept for CuPy, where the plain line copies every Python number to the
+device (tests/test_cupy_api.py checks a step and decoding make no such copy); no GPU has
+measured it yet. scale_kept measured 1.02x alone (bench_fast.py) but 0.23 ms a call inside
+the step (cProfile, one thread: 0.158 against 0.275 s over 512 calls), so it stays.
 """
 from .cpu import keep_freed_memory, keep_mask_from_bits, return_freed_memory, scatter_add_sorted, top_k_blocked
 from .cross_entropy import CE_BLOCK_ROWS, cross_entropy_grad_in_place, softmax_rows_blocked
+from .dropout import scale_kept
 from .grad_sums import InPlaceSums
 from .matmul import folds, matmul_folded, matmul_folded_grads
 from .rowstats import layer_norm_backward, layer_norm_forward, sum_rows
@@ -46,6 +48,6 @@ from .switch import enabled, plain, use_fast
 __all__ = ["CE_BLOCK_ROWS", "InPlaceSums", "cross_entropy_grad_in_place", "enabled", "folds",
            "host_scalar",
            "keep_freed_memory", "keep_mask_from_bits", "layer_norm_backward",
-           "layer_norm_forward", "matmul_folded", "matmul_folded_grads", "plain", "return_freed_memory",
+           "layer_norm_forward", "matmul_folded", "matmul_folded_grads", "plain", "return_freed_memory", "scale_kept",
            "scatter_add_sorted", "softmax_rows_blocked", "sum_rows",
            "top_k_blocked", "use_fast"]
