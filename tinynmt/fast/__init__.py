@@ -30,13 +30,16 @@ benchmarks/bench_fast.py times each trick against its plain lines.
 | scatter_add_sorted | backend.scatter_add_rows | `xp.add.at(out, ids, values)` |
 | top_k_blocked | decoding/search.py | `top_k(scores, k)` |
 
-These modules import only NumPy and the standard library, never tinynmt. host_scalar is level on NumPy (0.96x
-on 2026-12-07) and kept for CuPy, where the plain line copies every Python number to the
+These modules import only NumPy and the standard library, never tinynmt.
+
+Gains: benchmarks/RESULTS.md, "2026-12-07". host_scalar is level on NumPy (0.96x) and kept for
+CuPy, where the plain line copies every Python number to the
 device (tests/test_cupy_api.py checks a step and decoding make no such copy); no GPU has
 measured it yet. scale_kept measured 1.02x alone (bench_fast.py) but 0.23 ms a call inside
 the step (cProfile, one thread: 0.158 against 0.275 s over 512 calls), so it stays.
 """
-from .cpu import keep_freed_memory, keep_mask_from_bits, return_freed_memory, scatter_add_sorted, top_k_blocked
+from .cpu import (keep_freed_memory, keep_mask_from_bits, return_freed_memory, scatter_add_sorted,
+                  top_k_blocked)
 from .cross_entropy import CE_BLOCK_ROWS, cross_entropy_grad_in_place, softmax_rows_blocked
 from .dropout import scale_kept
 from .grad_sums import InPlaceSums
