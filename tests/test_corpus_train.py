@@ -12,7 +12,7 @@ import pytest
 from test_distributed import MPIEXEC, environment, needs_mpi, step_losses
 from tiny_runs import TINY, records
 from tinynmt.data import load_prepared, prepare_corpus, read_multi30k, save_prepared
-from tinynmt.data.prepare import PrepareOptions
+from tinynmt.data.encode_corpus import PrepareOptions
 from tinynmt.data.vocab import EOS_IDX, SOS_IDX
 from tinynmt.training.build import load_data
 from tinynmt.training.checkpoint import load_checkpoint

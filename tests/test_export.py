@@ -18,7 +18,7 @@ from tinynmt.training.checkpoint import load_checkpoint, save_checkpoint
 from tinynmt.training.config import Config
 from tinynmt.data import EOS_IDX, PAD_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Translator
-from tinynmt.interop.export import TIED
+from tinynmt.interop.weights import TIED
 from tinynmt.programs.export import main
 from tinynmt.nn import build_transformer
 

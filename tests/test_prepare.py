@@ -1,4 +1,4 @@
-"""tinynmt.data.prepare: a corpus read once equals build_dataset on the same lines; cleaning
+"""tinynmt.data.encode_corpus: a corpus read once equals build_dataset on the same lines; cleaning
 counts; bad files; the folder round trip; packed batches equal list batches."""
 import gzip
 import json
@@ -11,7 +11,7 @@ import regex
 from tinynmt.data import DataConfig, DataError, build_dataset, read_multi30k
 from tinynmt.data.batching import Batches
 from tinynmt.data.corpus import LINE_MODE_CHARS, ChunkTable, read_side
-from tinynmt.data.prepare import PrepareOptions, prepare_corpus
+from tinynmt.data.encode_corpus import PrepareOptions, prepare_corpus
 from tinynmt.data.prepare_io import load_prepared, save_prepared
 from tinynmt.data.prepared import id_dtype
 from tinynmt.data.tokenize import get_tokenizer

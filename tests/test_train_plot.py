@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from tinynmt.training.plot import plot_losses, read_metrics
+from tinynmt.training.loss_plot import plot_losses, read_metrics
 
 RECORDS = [{"kind": "start", "step": 0}, {"kind": "step", "step": 5, "loss": 6.0},
            {"kind": "step", "step": 10, "loss": 5.0},

@@ -4,7 +4,7 @@ loss without label smoothing."""
 import numpy as np
 import pytest
 
-from tinynmt.training.average import average_checkpoints
+from tinynmt.training.averaging import average_checkpoints
 from tinynmt.programs.average import main as average_main
 from tinynmt.training.checkpoint import CheckpointError, load_checkpoint
 from tinynmt.training.config import Config

@@ -43,7 +43,7 @@ from .bpe import BPETokenizer, learn_merges
 from .dataset import DataConfig, Split, TranslationData, build_dataset, load_dataset, load_parallel
 from .errors import DataError
 from .multi30k import LANGS, SPLITS, read_multi30k
-from .prepare import PrepareOptions, prepare_corpus
+from .encode_corpus import PrepareOptions, prepare_corpus
 from .prepare_io import load_prepared, read_manifest, save_prepared
 from .prepared import PackedBatches, PreparedData, PreparedSplit
 from .textfile import read_lines, read_parallel

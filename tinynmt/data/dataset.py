@@ -183,7 +183,7 @@ def _resolve_tokenizer(config: DataConfig, train: Pair) -> Tokenizer:
 def check_vocabularies(src_vocab: Vocab, trg_vocab: Vocab, n_pairs: int, min_freq: int,
                        max_size: Optional[int]) -> None:
     """A DataError, with the numbers, when a vocabulary holds only the special tokens: nothing
-    could be learned (also for prepared corpora, tinynmt.data.prepare)."""
+    could be learned (also for prepared corpora, tinynmt.data.encode_corpus)."""
     for side, vocab in (("source", src_vocab), ("target", trg_vocab)):
         if len(vocab) <= len(SPECIALS):
             cap = f" and max_size={max_size}" if max_size is not None else ""

@@ -15,7 +15,7 @@ batches whether the ids live in lists, in memory or in a memory-mapped file. Und
 every rank maps the same files and gathers only the rows of its share of each batch.
 
 The folder format (written by save_prepared, see prepare_io.py) is described in
-manifest.json; prepare.py makes the data from raw files.
+manifest.json; encode_corpus.py makes the data from raw files.
 """
 from __future__ import annotations
 

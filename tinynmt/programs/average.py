@@ -13,7 +13,7 @@ checkpoint (not resumable) with the first one's config, vocabularies and tokeniz
 import sys
 
 from ..files import OutputError, check_output
-from ..training.average import average_checkpoints
+from ..training.averaging import average_checkpoints
 from ..training.checkpoint import CheckpointError
 from .cli import OneLineParser, flush_stdout, report_error, report_os_error
 

@@ -30,7 +30,7 @@ import sys
 
 from ..data import DataError
 from ..files import OutputError, check_output
-from ..interop.export import USAGE_ERROR, ExportError, export_safetensors, import_weights, tied_names
+from ..interop.weights import USAGE_ERROR, ExportError, export_safetensors, import_weights, tied_names
 from ..options import positive
 from ..training.checkpoint import CheckpointError
 from .cli import OneLineParser, checked, checkpoint_file, flush_stdout, report_error, report_os_error

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..files import OutputError
-from ..training.plot import plot_losses
+from ..training.loss_plot import plot_losses
 from .cli import OneLineParser, flush_stdout, report_error, report_os_error
 
 

@@ -23,7 +23,7 @@ from typing import List, Optional
 from .cli import flush_stdout, parser_from_fields, report_error, report_os_error
 from ..data.corpus import SHOW_INVALID
 from ..data.errors import DataError
-from ..data.prepare import PrepareOptions, prepare_corpus
+from ..data.encode_corpus import PrepareOptions, prepare_corpus
 from ..data.prepare_io import save_prepared
 
 CORPUS_FLAGS = ("train", "valid", "test", "src", "trg", "out")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..decoding.metrics import evaluate_bleu
-from .average import average_checkpoints
+from .averaging import average_checkpoints
 from .build import build_run
 from .checkpoint import load_checkpoint
 from .distributed import SINGLE

@@ -19,7 +19,7 @@ from .checkpoint import CheckpointError, read_arrays, read_config, resolve_check
 from .config import Config, ConfigError
 from .distributed import SINGLE
 from .lock import RunLock, foreign_files
-from .plot import read_metrics
+from .loss_plot import read_metrics
 
 RESUME_OVERRIDES = ("epochs", "max_steps", "device", "log_every", "save_every", "progress", "plot")
 

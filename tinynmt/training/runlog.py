@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .checkpoint import atomic_write
-from .plot import plot_losses
+from .loss_plot import plot_losses
 
 
 def perplexity(loss):
