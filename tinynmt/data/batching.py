@@ -92,12 +92,17 @@ class _Packed:
 
     def gather(self, idx: np.ndarray) -> np.ndarray:
         """Return the sentences idx as one padded (B, L) array."""
-        lengths = self.lengths[idx]                                  # (B,)
-        cols = np.arange(int(lengths.max()))                         # (L,)
-        mask = cols < lengths[:, None]                               # (B, L)
-        out = np.full(mask.shape, PAD_IDX, dtype=np.int64)           # (B, L)
-        out[mask] = self.flat[(self.offsets[idx][:, None] + cols)[mask]]
-        return out
+        return gather_padded(self.flat, self.offsets[idx], self.lengths[idx])
+
+
+def gather_padded(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Sentences flat[start:start + length] for each (start, length) (B,) -> one (B, L) int64
+    array padded with PAD_IDX."""
+    cols = np.arange(int(lengths.max()))                             # (L,)
+    mask = cols < lengths[:, None]                                   # (B, L)
+    out = np.full(mask.shape, PAD_IDX, dtype=np.int64)               # (B, L)
+    out[mask] = flat[(starts[:, None] + cols)[mask]]
+    return out
 
 
 class Batches:

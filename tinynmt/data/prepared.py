@@ -24,11 +24,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .batching import Batches
+from .batching import Batches, gather_padded
 from .clean import describe
 from .errors import DataError
 from .tokenize import Tokenizer
-from .vocab import PAD_IDX, Vocab
+from .vocab import Vocab
 
 # Legend: B batch, L longest sentence in the batch, N sentences in the split.
 
@@ -62,11 +62,7 @@ class PackedSide:
 
     def gather(self, idx: np.ndarray) -> np.ndarray:
         """Return the sentences idx as one padded (B, L) int64 array."""
-        lengths = self.lengths[idx]                                  # (B,)
-        cols = np.arange(int(lengths.max()))                         # (L,)
-        mask = cols < lengths[:, None]                               # (B, L)
-        out = np.full(mask.shape, PAD_IDX, dtype=np.int64)           # (B, L)
-        out[mask] = self.flat[(self.starts[idx][:, None] + cols)[mask]]
+        out = gather_padded(self.flat, self.starts[idx], self.lengths[idx])      # (B, L)
         if out.size and out.max() >= self.vocab_size:                # ids come from a file: check them
             raise DataError(f"token id {int(out.max())} is out of range for a vocabulary of "
                             f"{self.vocab_size}; the prepared folder is damaged, prepare it again")
