@@ -127,6 +127,8 @@ def fail(comm, message, status):
         message = f"{message} (rank {comm.rank})"
     report_error(message, status)
     if comm.size > 1:
+        sys.stderr.flush()
+        time.sleep(0.5)              # mpiexec forwards the line before the abort ends the job
         comm.abort(status)
     return status
 
