@@ -36,6 +36,16 @@ def test_inverse_sqrt_warms_up_linearly_then_decays_as_one_over_sqrt():
     assert inverse_sqrt_lr(4000, 5e-4) == pytest.approx(5e-4)     # the default warmup: 4000
 
 
+def test_inverse_sqrt_warms_up_from_an_initial_rate():
+    schedule = SCHEDULES["inverse_sqrt"]
+    # fairseq's --warmup-init-lr 1e-7 --lr 5e-3 --warmup-updates 2000: a line from 1e-7 to 5e-3
+    expected = {1: 1e-7 + 4.9999e-3 / 2000, 1000: 1e-7 + 4.9999e-3 / 2, 2000: 5e-3, 8000: 2.5e-3}
+    for step, rate in expected.items():
+        assert schedule(step, 5e-3, 2000, 1e-7) == pytest.approx(rate, rel=1e-12), step
+    assert schedule(5, 1e-3, 10, 0.0) == schedule(5, 1e-3, 10) == pytest.approx(5e-4)
+    assert SCHEDULES["constant"](3, 1e-3, 10, 1e-7) == 1e-3          # constant ignores warmup
+
+
 @pytest.mark.parametrize("warmup", [0, -5])
 def test_inverse_sqrt_needs_a_positive_warmup(warmup):
     with pytest.raises(ValueError, match="warmup"):

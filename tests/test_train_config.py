@@ -17,6 +17,17 @@ def test_defaults_are_the_tutorials():
     assert (c.max_tokens, c.max_steps, c.label_smoothing, c.weight_decay) == (None, None, 0.0, 0.0)
     assert (c.device, c.out, c.resume, c.log_every, c.limit_train) == ("cpu", None, None, 50, None)
     assert c.train_max_len == 100
+    assert (c.adam_beta1, c.adam_beta2, c.warmup_init_lr) == (0.9, 0.999, 0.0)   # torch.optim.Adam's
+
+
+@pytest.mark.parametrize("fast_on", [True, False])
+def test_the_optimizer_gets_the_configs_betas(fast_on):
+    from tinynmt import fast
+    from tinynmt.nn import Linear
+    from tinynmt.training.trainer import make_optimizer
+    with fast.use_fast(fast_on):             # FlatAdam on the fast path, Adam on the plain one
+        opt = make_optimizer(Linear(3, 2).parameters(), Config(adam_beta1=0.8, adam_beta2=0.98))
+    assert tuple(opt.betas) == (0.8, 0.98)
 
 
 def test_dict_round_trip_and_old_files():
@@ -38,6 +49,8 @@ def test_dict_round_trip_and_old_files():
     (dict(device="tpu"), "unknown device 'tpu'"),
     (dict(max_len=101), "max_len=101 is longer than the model's max_length=100"),
     (dict(batch_size=None), "give batch_size, max_tokens or both"),
+    (dict(adam_beta2=1.0), r"adam_beta2 must be in \[0, 1\)"),
+    (dict(warmup_init_lr=-1e-7), "warmup_init_lr must be >= 0"),
 ])
 def test_bad_values_raise_one_line(changes, message):
     with pytest.raises(ConfigError, match=message):

@@ -2,17 +2,20 @@
 import math
 
 
-def constant_lr(step, base_lr, warmup=0):
+def constant_lr(step, base_lr, warmup=0, init_lr=0.0):
     """The tutorial's schedule: base_lr at every step."""
     return base_lr
 
 
-def inverse_sqrt_lr(step, base_lr, warmup=4000):
-    """Linear warmup to base_lr over `warmup` steps, then decay as 1/sqrt(step) (the paper's shape)."""
+def inverse_sqrt_lr(step, base_lr, warmup=4000, init_lr=0.0):
+    """Linear warmup from init_lr to base_lr over `warmup` steps, then decay as 1/sqrt(step)
+    (the paper's shape; init_lr is fairseq's --warmup-init-lr)."""
     if warmup < 1:
         raise ValueError(f"inverse_sqrt_lr needs warmup >= 1 step, got {warmup}")
     step = max(step, 1)
-    return base_lr * min(step / warmup, math.sqrt(warmup / step))
+    if step < warmup:
+        return init_lr + (base_lr - init_lr) * step / warmup
+    return base_lr * math.sqrt(warmup / step)
 
 
 SCHEDULES = {"constant": constant_lr, "inverse_sqrt": inverse_sqrt_lr}

@@ -93,6 +93,12 @@ class Config(ModelConfig):
     schedule: str = option("constant", "learning-rate schedule: constant (the tutorial's) or "
                                        "inverse_sqrt", one_of(tuple(SCHEDULES)))
     warmup: int = option(4000, "warmup steps of the inverse_sqrt schedule", positive)
+    warmup_init_lr: float = option(0.0, "the inverse_sqrt schedule's rate at step 0, rising linearly "
+                                        "to --lr over --warmup steps (fairseq's --warmup-init-lr)",
+                                   not_negative)
+    adam_beta1: float = option(0.9, "Adam's beta1: decay of the gradient's running mean", probability)
+    adam_beta2: float = option(0.999, "Adam's beta2: decay of the squared gradient's running mean "
+                                      "(0.98 in the Transformer paper and fairseq's recipes)", probability)
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss", probability)
     rdrop: float = option(0.0, "R-Drop's alpha: each batch goes through the model twice (different "
                                "dropout masks, twice the activations) and the loss adds alpha/2 x "

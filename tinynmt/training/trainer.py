@@ -79,10 +79,11 @@ class Counters:
 
 def make_optimizer(params, config):
     """The run's optimizer, built here and nowhere else: Adam (optim/adam.py) with the config's
-    lr and weight decay; with the speed corner on (the default) the same update over flat
+    lr, betas and weight decay; with the speed corner on (the default) the same update over flat
     buffers, FlatAdam (fast/flat_adam.py)."""
     adam = FlatAdam if fast.enabled() else Adam
-    return adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return adam(params, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
+                weight_decay=config.weight_decay)
 
 
 def make_clip(optimizer):
@@ -169,7 +170,8 @@ class Trainer:
         its loss stays on the device until sync(). Returns the global batch's target tokens."""
         c = self.counters
         batch, share, n_trg_tokens = shard_batch(self.train_batches, idx, self.comm)
-        self.optimizer.lr = self.schedule(c.step + 1, self.config.lr, self.config.warmup)
+        self.optimizer.lr = self.schedule(c.step + 1, self.config.lr, self.config.warmup,
+                                          self.config.warmup_init_lr)
         loss, norm = train_step(self.model, self.criterion, self.optimizer, batch.src, batch.trg,
                                 self.config.clip, loss_fn=rank_share_loss(self.loss_fn, share),
                                 after_backward=self.after_backward, clip_grad_norm=self.clip_grad_norm)
