@@ -14,7 +14,7 @@ from tinynmt.training.checkpoint import load_checkpoint, save_checkpoint
 from tinynmt.training.config import Config
 from tinynmt.data import EOS_IDX, PAD_IDX, SPECIALS, Vocab, get_tokenizer
 from tinynmt.decoding import Translator
-from tinynmt.decoding.metrics import evaluate_bleu, evaluate_loss
+from tinynmt.decoding.metrics import TOKENIZED_BLEU_NAME, evaluate_bleu, evaluate_loss, moses_tokenize
 from tinynmt.programs.evaluate import main
 from tinynmt.nn import build_transformer
 
@@ -81,6 +81,14 @@ def test_printed_bleu_equals_sacrebleu_cli(run_dir, files, tmp_path):
     assert printed == sacrebleu_cli(ref, hyp, "-lc")
     assert 0 < float(printed) < 100
     assert printed != sacrebleu_cli(ref, hyp)      # lowercasing changes the score here
+    # the tokenized BLEU: sacreBLEU's CLI on Moses-tokenized files, splitting on spaces, unsmoothed
+    line = next(l for l in proc.stdout.splitlines() if l.startswith(TOKENIZED_BLEU_NAME + "|"))
+    assert "|moses:lc.norm.tok.en|" in line and "|tok:none|smooth:none|" in line
+    for path, lines in ((tmp_path / "ref.tok", refs), (tmp_path / "hyp.tok", hyps)):
+        path.write_text("".join(t + "\n" for t in moses_tokenize(lines, "en")), encoding="utf-8")
+    tokenized = sacrebleu_cli(tmp_path / "ref.tok", tmp_path / "hyp.tok", "-tok", "none", "-s", "none")
+    assert re.search(r" = (\d+\.\d\d) ", line).group(1) == tokenized
+    assert 0 < float(tokenized) < 100
     assert re.search(r"\| Test Loss: \d+\.\d{3} \| Test PPL: +\d+\.\d{3} \|", proc.stdout)
     assert re.search(r"10 sentences in \d+\.\d\d s, \d+\.\d sentences/s", proc.stdout)
 
@@ -128,6 +136,7 @@ def test_multi30k_split(run_dir, capsys):
     out = capsys.readouterr().out
     assert "Multi30k test_2016_flickr de->en, 1,000 sentences" in out
     assert "BLEU|nrefs:1|case:lc|" in out
+    assert f"{TOKENIZED_BLEU_NAME}|moses:lc.norm.tok.en|" in out
 
 
 @pytest.mark.parametrize("argv, message", [

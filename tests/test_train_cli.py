@@ -59,6 +59,8 @@ def test_cli_trains_and_writes_the_run_folder(small_run):
     assert re.search(r"^\t Val\. Loss: \d+\.\d{3} \|  Val\. PPL: +\d+\.\d{3}", result.stdout, re.M)
     assert re.search(r"^\| Test Loss: \d+\.\d{3} \| Test PPL: +\d+\.\d{3} \|", result.stdout, re.M)
     assert re.search(r"^\| Test BLEU \(greedy\): \d+\.\d{2} \| nrefs:1\|case:lc\|", result.stdout, re.M)
+    assert re.search(r"^\| Test BLEU \(Moses-tokenized, lowercased; fairseq/multeval style\), greedy: \d+\.\d{2} "
+                     r"\| moses:lc\.norm\.tok\.en\|", result.stdout, re.M)
     assert "val: 1014 pairs" in result.stdout
     for name in ("best.npz", "last.npz", "metrics.jsonl", "config.json"):
         assert (out / name).is_file(), name
@@ -67,6 +69,8 @@ def test_cli_trains_and_writes_the_run_folder(small_run):
     assert json.loads((out / "config.json").read_text())["max_steps"] == 30
     test_record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert 0 <= test_record["bleu_greedy"] <= 100 and "13a" in test_record["bleu_signature"]
+    assert 0 <= test_record["tokenized_bleu_greedy"] <= 100
+    assert "|tok:none|smooth:none|" in test_record["tokenized_bleu_signature"]
     last = load_checkpoint(out / "last.npz")
     assert last.train_state["counters"]["step"] == 30 and last.optimizer_state["t"] == 30
     assert last.config.hid_dim == 32 and last.config.out == str(out)

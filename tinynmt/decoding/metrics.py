@@ -1,16 +1,23 @@
-"""How good a model's translations are: sacreBLEU of decoded text, and the teacher-forced
-loss of references.
+"""How good a model's translations are: sacreBLEU of decoded text, the tokenized BLEU that
+papers on Multi30k report, and the teacher-forced loss of references.
 
     bleu, hypotheses, seconds = evaluate_bleu(model, src_lines, ref_lines, src_vocab, trg_vocab, tokenizer)
+    tok_bleu, signature = tokenized_bleu_score(hypotheses, ref_lines, "en")
     result = evaluate_loss(model, src_lines, trg_lines, src_vocab, trg_vocab, tokenizer)
 
 BLEU: sacrebleu.corpus_bleu of the detokenized hypotheses against the raw reference lines,
-lowercased when the model's tokenizer lowercases. Loss: cross-entropy of the references
-(padding ignored, no label smoothing), batched and averaged as training's evaluate() does.
-The trainer and `python -m tinynmt.evaluate` (programs/evaluate.py) both use these.
+lowercased when the model's tokenizer lowercases. Tokenized BLEU (TOKENIZED_BLEU_NAME): both
+sides made as Multi30k's data/task1/tok files were (moses_tokenize), then BLEU over their
+whitespace tokens, as fairseq's generate.py, multi-bleu.perl and multeval score such files;
+the figure papers using those files publish (e.g. Wu et al. 2021, fairseq's "BLEU4").
+Loss: cross-entropy of the references (padding ignored, no label smoothing), batched and
+averaged as training's evaluate() does. The trainer and `python -m tinynmt.evaluate`
+(programs/evaluate.py) both use these.
 """
 import math
+import re
 import time
+from importlib.metadata import version
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +36,47 @@ def sacrebleu_score(hypotheses, references, lowercase):
     metric = BLEU(lowercase=lowercase)
     score = metric.corpus_score(list(hypotheses), [list(references)])
     return score, str(metric.get_signature())
+
+
+TOKENIZED_BLEU_NAME = "BLEU (Moses-tokenized, lowercased; fairseq/multeval style)"
+
+# Where the Moses snapshot Multi30k used (3a0631a, 2017) and sacremoses differ: a ‘ ’ or ‚ not
+# between two letters becomes " there (newer Moses and sacremoses: '). Run first, in the perl
+# script's order, so sacremoses' own rules find none. (sacremoses' perl_parity covers ’ only, and
+# up to 0.1.1 it rewrites the class's tables: every normalizer in the process would change.)
+MOSES_2017_QUOTES = [(re.compile(r"([a-zA-Z])‘([a-zA-Z])"), r"\1'\2"),
+                     (re.compile(r"([a-zA-Z])’([a-zA-Z])"), r"\1'\2"),
+                     (re.compile("[‘‚’]"), '"')]
+
+
+def moses_tokenize(lines, lang):
+    """Multi30k's data/task1/tok recipe on raw lines (lowercase.perl | normalize-punctuation.perl
+    -l LANG | tokenizer.perl -l LANG, Moses 3a0631a) -> tokenized lines."""
+    from sacremoses import MosesPunctNormalizer, MosesTokenizer
+    normalizer, tokenizer = MosesPunctNormalizer(lang=lang), MosesTokenizer(lang=lang)
+    out = []
+    for line in lines:
+        line = line.lower()
+        for pattern, replacement in MOSES_2017_QUOTES:
+            line = pattern.sub(replacement, line)
+        # The "\n": the perl script sees each line with its newline, so its German/French rule
+        # (\.+)"(\s*[^<]) also turns a final `."` into `".` (without it 6 of train.de's lines differ).
+        line = normalizer.normalize(line + "\n")
+        # tokenizer.perl's defaults: no -a (hyphens stay inside words), escaping on (&apos; &quot;).
+        out.append(tokenizer.tokenize(line, aggressive_dash_splits=False, escape=True, return_str=True))
+    return out
+
+
+def tokenized_bleu_score(hypotheses, references, lang):
+    """BLEU of lowercased Moses-tokenized text, one reference per line -> (BLEUScore named
+    TOKENIZED_BLEU_NAME, signature string)."""
+    from sacrebleu.metrics import BLEU
+    # Already tokenized: split on spaces only. No smoothing, as fairseq's BLEU4 and multi-bleu.perl.
+    metric = BLEU(lowercase=True, tokenize="none", smooth_method="none", force=True)
+    score = metric.corpus_score(moses_tokenize(hypotheses, lang), [moses_tokenize(references, lang)])
+    score.name = TOKENIZED_BLEU_NAME
+    signature = f"moses:lc.norm.tok.{lang}|sacremoses:{version('sacremoses')}|{metric.get_signature()}"
+    return score, signature
 
 
 def evaluate_bleu(model, src_lines, ref_lines, src_vocab, trg_vocab, tokenizer, beam=1, lenpen=1.0,

@@ -1,4 +1,4 @@
-"""Score a checkpoint on a test set: loss, perplexity, sacreBLEU and decoding speed.
+"""Score a checkpoint on a test set: loss, perplexity, sacreBLEU, tokenized BLEU and decoding speed.
 
     python -m tinynmt.evaluate --checkpoint runs/RUN                    # Multi30k test_2016_flickr
     python -m tinynmt.evaluate --checkpoint runs/RUN --beam 5 --output hyp.en
@@ -17,7 +17,10 @@ batch size), so it is the test loss the trainer reports; PPL = exp(loss). The li
 gives the plain per-token cross-entropy and its perplexity.
 BLEU: sacrebleu.corpus_bleu of the detokenized hypotheses against the raw reference
 lines, lowercased when the model's tokenizer lowercases; the same number as
-`sacrebleu REF -i HYP [-lc]` on the --output file. Speed: sentences per second of the
+`sacrebleu REF -i HYP [-lc]` on the --output file. The line after it, "BLEU (Moses-tokenized,
+lowercased; fairseq/multeval style)": both sides lowercased and Moses-tokenized as Multi30k's
+data/task1/tok files (in the target language), BLEU over those tokens without smoothing, the
+figure papers on Multi30k publish (fairseq's BLEU4, multi-bleu.perl, multeval). Speed: sentences per second of the
 whole translation (tokenize, decode, detokenize), greedy (--beam 1) or beam search.
 Empty source lines give empty hypotheses; over-long lines are cut with a warning (see
 tinynmt.translate). --score-reference: instead of all that, one line per sentence with the
@@ -39,7 +42,7 @@ from ..data.corpus import find_side
 from ..data.multi30k import find_file
 from ..data.textfile import check_parallel
 from ..decoding import members, score_references
-from ..decoding.metrics import evaluate_bleu, evaluate_loss
+from ..decoding.metrics import evaluate_bleu, evaluate_loss, tokenized_bleu_score
 from .output_lines import score_line
 from ..files import OutputError, check_output
 from ..training.corpus_data import corpus_test_set, uses_own_corpus
@@ -134,6 +137,8 @@ def run(args):
         warn(f"{len(cut):,} source sentences were longer than the model's positions and were cut "
              f"to fit; the first: {cut[0]}")
     print(score.format(signature=score.signature), flush=True)
+    tokenized, signature = tokenized_bleu_score(hypotheses, ref_lines, config.trg)
+    print(tokenized.format(signature=signature), flush=True)
     how = "greedy" if args.beam == 1 else f"beam {args.beam}, lenpen {args.lenpen:g}"
     rate = len(src_lines) / seconds if seconds > 0 else float("inf")
     print(f"decoding ({how}, max_len {args.max_len}, batch {args.batch_size}, {model.device}): "

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from ..decoding.metrics import evaluate_bleu
+from ..decoding.metrics import evaluate_bleu, tokenized_bleu_score
 from .averaging import average_checkpoints
 from .build import build_run
 from .checkpoint import load_checkpoint
@@ -173,13 +173,15 @@ def average_last_epochs(trainer, log, run_dir):
 
 def score_test(trainer, log, run_dir, chosen="best.npz"):
     """Test loss and perplexity of the chosen checkpoint on the test split, as the tutorial's
-    last cell, and its greedy sacreBLEU (beam search: python -m tinynmt.evaluate --beam 5)."""
+    last cell, its greedy sacreBLEU (beam search: python -m tinynmt.evaluate --beam 5) and the
+    tokenized BLEU of the same translations (only logged: validation BLEU selects checkpoints)."""
     ckpt = load_checkpoint(run_dir / chosen, device=trainer.config.device)
     test_loss = trainer.evaluate(trainer.test_batches, ckpt.model, comm=SINGLE)
     test = trainer.data.test
-    bleu, _, _ = evaluate_bleu(ckpt.model, test.src_text, test.trg_text, ckpt.src_vocab,
-                               ckpt.trg_vocab, ckpt.tokenizer, beam=1)
-    log.write_test(trainer.counters.step, test.name, chosen, test_loss, bleu)
+    bleu, hypotheses, _ = evaluate_bleu(ckpt.model, test.src_text, test.trg_text, ckpt.src_vocab,
+                                        ckpt.trg_vocab, ckpt.tokenizer, beam=1)
+    tokenized, signature = tokenized_bleu_score(hypotheses, test.trg_text, trainer.data.trg_lang)
+    log.write_test(trainer.counters.step, test.name, chosen, test_loss, bleu, tokenized.score, signature)
     return test_loss
 
 

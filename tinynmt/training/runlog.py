@@ -2,7 +2,8 @@
 
 The epoch lines are the tutorial's (`Epoch: 01 | Time: 2m 10s`, `Train Loss`, `Val. Loss`),
 with target tokens per second added. metrics.jsonl holds one JSON object per line: kind
-"start"/"resume", "step" (every log_every steps), "epoch", "interrupted" and "test".
+"start"/"resume", "step" (every log_every steps), "epoch", "interrupted" and "test" (greedy
+sacreBLEU and the tokenized BLEU papers report, decoding/metrics.py).
 It is given plain numbers (the training loop reads the losses back from the device first)
 and never touches the trainer (nor imports it). Under mpiexec only rank 0's log is active.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..decoding.metrics import TOKENIZED_BLEU_NAME
 from .checkpoint import atomic_write
 from .loss_plot import plot_losses
 
@@ -172,11 +174,14 @@ class RunLog:
                     "valid_loss": valid_loss, "valid_ppl": perplexity(valid_loss),
                     "valid_bleu": valid_bleu, "chosen": chosen})
 
-    def write_test(self, step, split, checkpoint, test_loss, bleu):
+    def write_test(self, step, split, checkpoint, test_loss, bleu, tokenized_bleu, tokenized_signature):
+        """sacreBLEU (`bleu`, a score with its signature) and the tokenized BLEU of the same translations."""
         self.say(f"| Test Loss: {test_loss:.3f} | Test PPL: {perplexity(test_loss):7.3f} | "
                  f"({split}, {checkpoint})")
         self.say(f"| Test BLEU (greedy): {bleu.score:.2f} | {bleu.signature}")
+        self.say(f"| Test {TOKENIZED_BLEU_NAME}, greedy: {tokenized_bleu:.2f} | {tokenized_signature}")
         self.write({"kind": "test", "step": step, "split": split, "checkpoint": checkpoint,
                     "test_loss": test_loss, "test_ppl": perplexity(test_loss),
-                    "bleu_greedy": bleu.score, "bleu_signature": bleu.signature})
+                    "bleu_greedy": bleu.score, "bleu_signature": bleu.signature,
+                    "tokenized_bleu_greedy": tokenized_bleu, "tokenized_bleu_signature": tokenized_signature})
         self.plot()
