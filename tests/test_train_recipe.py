@@ -97,3 +97,21 @@ def test_the_english_to_german_preset_trains_with_the_new_options(tmp_path):
     assert ckpt.model.encoder.layers[0].positionwise_feedforward.dropout.p == 0.2
     english, german = read_multi30k("val", "en", "de")
     assert load_data(config).val.src_text[:2] == english[:2] != german[:2]
+
+
+def test_a_time_budget_stops_at_an_epoch_end_and_no_score_test_leaves_the_test_alone(tmp_path):
+    # a budget far under one epoch: the first epoch runs whole, then one more would pass it
+    config = Config(out=str(tmp_path), max_minutes=1e-6, score_test=False, average_last=2,
+                    **{**TINY, "epochs": 3})
+    result = train(config)
+    assert result.status == "max_minutes" and result.epoch == 1 and result.test_loss is None
+    assert [e["epoch"] for e in records(tmp_path, "epoch")] == [1]
+    stop = records(tmp_path, "max_minutes")[0]
+    assert stop["epoch"] == 1 and stop["seconds"] > 0
+    assert records(tmp_path, "test") == []                     # --no-score-test: test never read
+
+
+def test_a_generous_time_budget_changes_nothing(tmp_path):
+    result = train(Config(out=str(tmp_path), max_minutes=60.0, **{**TINY, "epochs": 2}))
+    assert result.status == "finished" and result.epoch == 2
+    assert records(tmp_path, "max_minutes") == [] and len(records(tmp_path, "test")) == 1

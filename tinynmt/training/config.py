@@ -90,6 +90,11 @@ class Config(ModelConfig):
     epochs: int = option(10, "passes over the training data", positive)
     max_steps: Optional[int] = option(None, "stop after this many optimizer steps in all (validating and "
                                             "saving first)", positive)
+    max_minutes: Optional[float] = option(None, "a wall-clock budget for the epochs: stop at an epoch's "
+                                                "end when one more epoch (at the mean epoch time so "
+                                                "far) would pass this many minutes of this process's "
+                                                "training (loading, averaging and the test come on "
+                                                "top)", above_zero)
     schedule: str = option("constant", "learning-rate schedule: constant (the tutorial's) or "
                                        "inverse_sqrt", one_of(tuple(SCHEDULES)))
     warmup: int = option(4000, "warmup steps of the inverse_sqrt schedule", positive)
@@ -115,6 +120,8 @@ class Config(ModelConfig):
                                                "at the end into averaged.npz; the test then scores "
                                                "whichever of best.npz/averaged.npz validates "
                                                "better", positive)
+    score_test: bool = option(True, "score the test split at the end of the run (--no-score-test "
+                                    "while choosing a recipe on validation)")
     # running
     device: str = option("cpu", "cpu (NumPy) or cuda (CuPy)", one_of(DEVICES))
     out: Optional[str] = option(None, "run folder for checkpoints and logs (none: runs/<timestamp>)")

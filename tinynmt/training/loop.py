@@ -17,6 +17,7 @@ test split is scored once, with whichever of best.npz and averaged.npz validates
 The program around it is `python -m tinynmt.train` (programs/train.py).
 """
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -32,7 +33,8 @@ from .trainer import TrainingError
 
 @dataclass
 class TrainResult:
-    """How a train() call ended: status is finished, early_stopped, max_steps or interrupted."""
+    """How a train() call ended: status is finished, early_stopped, max_steps, max_minutes or
+    interrupted."""
 
     status: str
     run_dir: Path
@@ -55,7 +57,8 @@ def train(config, should_stop=None, comm=SINGLE):
         test_loss = None
         if status != "interrupted" and comm.is_root:
             chosen = average_last_epochs(trainer, log, run_dir) if config.average_last else "best.npz"
-            test_loss = score_test(trainer, log, run_dir, chosen) if trainer.data.test is not None else None
+            if config.score_test and trainer.data.test is not None:
+                test_loss = score_test(trainer, log, run_dir, chosen)
     except TrainingError as err:
         kept = (f"{run_dir / 'last.npz'} from step {trainer.saved_step} is untouched"
                 if trainer.saved_step is not None else "no checkpoint had been saved yet")
@@ -86,11 +89,16 @@ def header_lines(config, run_dir, trainer, lock):
 
 
 def run_epochs(trainer, log, run_dir, should_stop):
-    """The epoch loop; returns finished, early_stopped, max_steps or interrupted."""
+    """The epoch loop; returns finished, early_stopped, max_steps, max_minutes or interrupted."""
     config, c = trainer.config, trainer.counters
+    started, epochs_run = time.monotonic(), 0
 
     def stopping():   # a signal to any rank stops every rank after the same step
         return trainer.comm.any(should_stop is not None and should_stop(c.step))
+
+    def out_of_time():   # one more epoch at the mean epoch time would pass --max-minutes
+        elapsed = time.monotonic() - started
+        return trainer.comm.any(elapsed * (epochs_run + 1) / epochs_run > 60 * config.max_minutes)
 
     if config.max_steps is not None and c.step >= config.max_steps:
         return "max_steps"                                    # resumed to average and score only
@@ -122,11 +130,15 @@ def run_epochs(trainer, log, run_dir, should_stop):
             log.interrupted(c.step, c.epoch + 1, c.batch, len(plan))
             return status
         end_epoch(trainer, log, run_dir, complete=c.batch >= len(plan))
+        epochs_run += 1
         if status == "max_steps":
             return status
         if stopping():                                        # a signal during validation
             log.interrupted(c.step, c.epoch + 1, c.batch, None)
             return "interrupted"
+        if config.max_minutes is not None and c.epoch < config.epochs and out_of_time():
+            log.out_of_time(c.step, c.epoch, time.monotonic() - started)
+            return "max_minutes"
     return "finished"
 
 

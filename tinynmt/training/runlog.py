@@ -165,6 +165,11 @@ class RunLog:
                  f"(best: epoch {best_epoch})")
         self.write({"kind": "early_stop", "step": step, "epoch": epoch, "best_epoch": best_epoch})
 
+    def out_of_time(self, step, epoch, seconds):
+        self.say(f"Time budget: stopping after epoch {epoch} ({seconds / 60:.1f} min of training); "
+                 f"one more epoch would pass --max-minutes {self.config.max_minutes:g}")
+        self.write({"kind": "max_minutes", "step": step, "epoch": epoch, "seconds": seconds})
+
     def write_average(self, step, names, valid_loss, valid_bleu, chosen):
         bleu = "" if valid_bleu is None else f" |  Val. BLEU: {valid_bleu:.2f}"
         self.say(f"Averaged {', '.join(names)} -> averaged.npz\n\t Val. Loss: {valid_loss:.3f} |  "
