@@ -234,5 +234,23 @@ def test_packed_batches_equal_list_batches(multi30k, sizes):
     assert part.trg.sentence(2) == trg_ids[6] and np.array_equal(part.src.packed()[0][:3], src_ids[0][:3])
 
 
+def test_a_loaded_split_holds_a_few_bytes_a_pair(tmp_path, multi30k):
+    """Issue 23: starts stay in the mapped offsets; lengths, widths and plans are narrow."""
+    prefixes, _ = multi30k
+    save_prepared(prepare_corpus("de", "en", *prefixes[:2], options=PrepareOptions(limit=300)), tmp_path / "out")
+    train = load_prepared(tmp_path / "out").train
+    batches = train.batches(shuffle=True, max_tokens=300)
+    for side in (train.src, train.trg):
+        assert isinstance(side.starts, np.memmap) and side.starts.dtype == np.int64
+        assert side.lengths.dtype == np.uint8 and not isinstance(side.lengths, np.memmap)
+    plan = batches.plan(0)
+    assert batches._width.dtype == np.uint8 and {idx.dtype for idx in plan} == {np.dtype(np.int32)}
+    in_memory = sum(a.nbytes for a in (train.src.lengths, train.trg.lengths, batches._width, *plan))
+    assert in_memory == 7 * len(train)                  # 1 + 1 + 1 bytes of lengths and widths, 4 of plan
+    assert train.select(np.arange(0, len(train), 2)).src.packed()[1].dtype == np.int64
+    batch = batches.make_batch(plan[0])
+    assert batch.index.dtype == np.int64 and batch.src.dtype == np.int64
+
+
 def test_smallest_id_type():
     assert [id_dtype(n).name for n in (256, 257, 65536, 65537)] == ["uint8", "uint16", "uint16", "uint32"]
