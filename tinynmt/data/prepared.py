@@ -21,6 +21,7 @@ manifest.json; encode_corpus.py makes the data from raw files.
 """
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -51,6 +52,17 @@ def smallest_uint(largest: int) -> np.dtype:
     return np.dtype(np.uint64)
 
 
+def release_pages(array: np.ndarray) -> None:
+    """Unmap a read-only memory-mapped array's pages from this process (a no-op in memory)."""
+    # They stay in the page cache, and the next read maps them again. A read maps more than the
+    # bytes read (Linux 6.18 on ext4 maps a whole large folio: 512 KB here), so without this a
+    # few batches of random sentences map all of a large ids file into the process's resident
+    # memory (benchmarks/RESULTS.md, issue 23).
+    mapping = getattr(array, "_mmap", None)          # np.memmap's mmap.mmap (views share it)
+    if mapping is not None and getattr(array, "mode", None) == "r" and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
 class PackedSide:
     """One side of a split: the ids of all sentences in one flat array, with starts and lengths."""
 
@@ -60,6 +72,7 @@ class PackedSide:
         lengths = np.diff(offsets)                         # (N,) int64, for a moment
         self.lengths = lengths.astype(smallest_uint(int(lengths.max(initial=0))))   # (N,) unsigned
         self.vocab_size = vocab_size
+        release_pages(offsets)                             # np.diff read them all
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -70,11 +83,14 @@ class PackedSide:
         side.flat, side.vocab_size = self.flat, self.vocab_size
         side.starts = self.starts[rows].astype(index_dtype(len(self.flat)))      # (len(rows),)
         side.lengths = self.lengths[rows]
+        release_pages(self.starts)
         return side
 
     def gather(self, idx: np.ndarray) -> np.ndarray:
         """Return the sentences idx as one padded (B, L) int64 array."""
         out = gather_padded(self.flat, self.starts[idx], self.lengths[idx])      # (B, L)
+        release_pages(self.flat)
+        release_pages(self.starts)
         if out.size and out.max() >= self.vocab_size:                # ids come from a file: check them
             raise DataError(f"token id {int(out.max())} is out of range for a vocabulary of "
                             f"{self.vocab_size}; the prepared folder is damaged, prepare it again")
