@@ -1,8 +1,9 @@
 """tinynmt.data.encode_corpus: a corpus read once equals build_dataset on the same lines; cleaning
-counts; bad files; the folder round trip; packed batches equal list batches."""
+counts; bad files; the folder round trip; packed batches equal list batches; a few bytes a pair."""
 import gzip
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,6 +233,39 @@ def test_packed_batches_equal_list_batches(multi30k, sizes):
     rows = np.arange(0, len(data.train), 3)
     part = data.train.select(rows)
     assert part.trg.sentence(2) == trg_ids[6] and np.array_equal(part.src.packed()[0][:3], src_ids[0][:3])
+
+
+def mapped_kb(path):
+    """Resident kB of this process's mappings of the file at path (from /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if "-" in line.split(" ", 1)[0]:                 # a mapping's header line
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+def test_a_loaded_split_holds_a_few_bytes_a_pair(tmp_path, multi30k):
+    """Issue 23: starts stay in the mapped offsets, lengths, widths and plans are narrow, and a
+    batch leaves no ids or offsets pages mapped into the process."""
+    prefixes, _ = multi30k
+    save_prepared(prepare_corpus("de", "en", *prefixes[:2], options=PrepareOptions(limit=300)), tmp_path / "out")
+    train = load_prepared(tmp_path / "out").train
+    batches = train.batches(shuffle=True, max_tokens=300)
+    for side in (train.src, train.trg):
+        assert isinstance(side.starts, np.memmap) and side.starts.dtype == np.int64
+        assert side.lengths.dtype == np.uint8 and not isinstance(side.lengths, np.memmap)
+    plan = batches.plan(0)
+    assert batches._width.dtype == np.uint8 and {idx.dtype for idx in plan} == {np.dtype(np.int32)}
+    in_memory = sum(a.nbytes for a in (train.src.lengths, train.trg.lengths, batches._width, *plan))
+    assert in_memory == 7 * len(train)                  # 1 + 1 + 1 bytes of lengths and widths, 4 of plan
+    assert train.select(np.arange(0, len(train), 2)).src.packed()[1].dtype == np.int64
+    batch = batches.make_batch(plan[0])
+    assert batch.index.dtype == np.int64 and batch.src.dtype == np.int64
+    if Path("/proc/self/smaps").exists():
+        for name in ("train.de.ids.npy", "train.en.ids.npy", "train.de.offsets.npy", "train.en.offsets.npy"):
+            assert mapped_kb(tmp_path / "out" / name) == 0, name
 
 
 def test_smallest_id_type():

@@ -95,6 +95,11 @@ class _Packed:
         return gather_padded(self.flat, self.offsets[idx], self.lengths[idx])
 
 
+def index_dtype(n: int) -> np.dtype:
+    """int32 for indices below 2**31 (half the memory of int64 for a plan over N sentences), else int64."""
+    return np.dtype(np.int32 if n <= np.iinfo(np.int32).max else np.int64)
+
+
 def gather_padded(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Sentences flat[start:start + length] for each (start, length) (B,) -> one (B, L) int64
     array padded with PAD_IDX."""
@@ -130,13 +135,14 @@ class Batches:
         self.shuffle, self.seed = bool(shuffle), int(seed)
         self.pool_size = int(pool_size or 100 * (batch_size or 64))
         trg_len = self.trg.lengths if self.trg is not None else np.zeros_like(self.src.lengths)
-        self._width = np.maximum(self.src.lengths, trg_len)  # (N,): a row's padded-size need
+        self._width = np.maximum(self.src.lengths, trg_len)  # (N,): a row's padded-size need, lengths' type
         if max_tokens is not None and len(src.lengths) and self._width.max() > max_tokens:
             i = int(np.argmax(self._width))
             raise DataError(f"sentence {i} needs {int(self._width[i])} positions, more than "
                             f"max_tokens={max_tokens}; raise max_tokens or lower max_len")
         self._trg_len = trg_len
-        self._eval_plan = None if self.shuffle else self._cut(self._sorted(np.arange(len(src.lengths))))
+        n = len(src.lengths)
+        self._eval_plan = None if self.shuffle else self._cut(self._sorted(np.arange(n, dtype=index_dtype(n))))
 
     def __len__(self) -> int:
         """Batches per epoch (in max_tokens training mode it varies a little: this is epoch 0's)."""
@@ -169,11 +175,13 @@ class Batches:
         return batches
 
     def plan(self, epoch: int = 0) -> List[np.ndarray]:
-        """Return epoch `epoch`'s batches as arrays of sentence indices, in order."""
+        """Return epoch `epoch`'s batches as arrays of sentence indices (int32 below 2**31), in order."""
         if not self.shuffle:
             return self._eval_plan
         rng = np.random.default_rng([self.seed, int(epoch)])
-        perm = rng.permutation(len(self.src.lengths))
+        n = len(self.src.lengths)
+        perm = np.arange(n, dtype=index_dtype(n))       # (N,)
+        rng.shuffle(perm)                               # what rng.permutation(n) does, in int32
         batches: List[np.ndarray] = []
         for p in range(0, len(perm), self.pool_size):
             batches.extend(self._cut(self._sorted(perm[p:p + self.pool_size])))

@@ -1,7 +1,7 @@
 """The prepared folder on disk: written atomically, read back memory-mapped.
 
     save_prepared(data, "data/xx-yy")       # a DataError if the folder exists and is not empty
-    data = load_prepared("data/xx-yy")      # ids memory-mapped; offsets, vocabularies in memory
+    data = load_prepared("data/xx-yy")      # ids and offsets memory-mapped; vocabularies in memory
 
 What the folder holds (all sides named by their language label):
     manifest.json                 format, languages, options, source files (path, bytes, sha256,
@@ -117,11 +117,11 @@ def read_manifest(folder) -> dict:
 
 
 def _load_side(folder: Path, name: str, lang: str, vocab_size: int, kept: int) -> PackedSide:
-    """Map one side's ids and read its offsets, checking that they fit together."""
+    """Map one side's ids and offsets, checking that they fit together."""
     ids_path, off_path = folder / f"{name}.{lang}.ids.npy", folder / f"{name}.{lang}.offsets.npy"
     try:
         flat = np.load(ids_path, mmap_mode="r", allow_pickle=False)
-        offsets = np.load(off_path, allow_pickle=False)
+        offsets = np.load(off_path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
         raise DataError(f"{folder}: cannot read the {name} {lang} ids ({type(err).__name__}: {err}); "
                         f"prepare the corpus again") from None

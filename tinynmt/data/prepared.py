@@ -8,7 +8,9 @@
 A PreparedSplit is what tinynmt.data.dataset.Split is to a trainer (len, name, batches(),
 src_text/trg_text for validation and test, n_empty, n_too_long) without a Python object
 per sentence: a side (PackedSide) is one flat array of ids, <sos>/<eos> framed, in the
-smallest unsigned type that holds the vocabulary, with each sentence's start and length.
+smallest unsigned type that holds the vocabulary, with each sentence's start (a view of the
+offsets, memory-mapped too) and length (in the smallest unsigned type that holds it): a few
+bytes a sentence stay in memory, so a million pairs cost little more than a thousand.
 PackedBatches forms batches exactly as tinynmt.data.batching.Batches (it is one: the same
 plan, cut and padding; only the sides come ready-packed), so training reads the same
 batches whether the ids live in lists, in memory or in a memory-mapped file. Under mpiexec
@@ -19,12 +21,13 @@ manifest.json; encode_corpus.py makes the data from raw files.
 """
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .batching import Batches, gather_padded
+from .batching import Batches, gather_padded, index_dtype
 from .clean import describe
 from .errors import DataError
 from .tokenize import Tokenizer
@@ -41,14 +44,35 @@ def id_dtype(vocab_size: int) -> np.dtype:
     raise DataError(f"a vocabulary of {vocab_size} tokens is too large")
 
 
+def smallest_uint(largest: int) -> np.dtype:
+    """The smallest unsigned integer type that holds 0 .. largest."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if largest <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.uint64)
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Unmap a read-only memory-mapped array's pages from this process (a no-op in memory)."""
+    # They stay in the page cache, and the next read maps them again. A read maps more than the
+    # bytes read (Linux 6.18 on ext4 maps a whole large folio: 512 KB here), so without this a
+    # few batches of random sentences map all of a large ids file into the process's resident
+    # memory (benchmarks/RESULTS.md, issue 23).
+    mapping = getattr(array, "_mmap", None)          # np.memmap's mmap.mmap (views share it)
+    if mapping is not None and getattr(array, "mode", None) == "r" and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
 class PackedSide:
     """One side of a split: the ids of all sentences in one flat array, with starts and lengths."""
 
     def __init__(self, flat: np.ndarray, offsets: np.ndarray, vocab_size: int):
         self.flat = flat                                   # (sum of lengths,) unsigned, maybe a memmap
-        self.starts = np.asarray(offsets[:-1], dtype=np.int64)          # (N,)
-        self.lengths = np.diff(np.asarray(offsets, dtype=np.int64))     # (N,)
+        self.starts = offsets[:-1]                         # (N,) int64, a view (of the map, if mapped)
+        lengths = np.diff(offsets)                         # (N,) int64, for a moment
+        self.lengths = lengths.astype(smallest_uint(int(lengths.max(initial=0))))   # (N,) unsigned
         self.vocab_size = vocab_size
+        release_pages(offsets)                             # np.diff read them all
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -57,12 +81,16 @@ class PackedSide:
         """The sentences `rows` only (the flat array is shared, not copied)."""
         side = PackedSide.__new__(PackedSide)
         side.flat, side.vocab_size = self.flat, self.vocab_size
-        side.starts, side.lengths = self.starts[rows], self.lengths[rows]
+        side.starts = self.starts[rows].astype(index_dtype(len(self.flat)))      # (len(rows),)
+        side.lengths = self.lengths[rows]
+        release_pages(self.starts)
         return side
 
     def gather(self, idx: np.ndarray) -> np.ndarray:
         """Return the sentences idx as one padded (B, L) int64 array."""
         out = gather_padded(self.flat, self.starts[idx], self.lengths[idx])      # (B, L)
+        release_pages(self.flat)
+        release_pages(self.starts)
         if out.size and out.max() >= self.vocab_size:                # ids come from a file: check them
             raise DataError(f"token id {int(out.max())} is out of range for a vocabulary of "
                             f"{self.vocab_size}; the prepared folder is damaged, prepare it again")
@@ -70,7 +98,7 @@ class PackedSide:
 
     def packed(self) -> Tuple[np.ndarray, np.ndarray]:
         """(flat ids, offsets) with the sentences back to back (a selected side is compacted)."""
-        offsets = np.concatenate([[0], np.cumsum(self.lengths)])                 # (N + 1,)
+        offsets = np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)])   # (N + 1,) int64
         if len(self.flat) == offsets[-1] and np.array_equal(self.starts, offsets[:-1]):
             return np.asarray(self.flat), offsets
         run = np.repeat(self.starts - offsets[:-1], self.lengths)               # where each id comes from
