@@ -145,7 +145,18 @@ def test_every_preset_is_a_valid_config_builds_its_model_and_is_named_in_the_hel
     assert f"start from a named recipe: {', '.join(PRESETS)} " in build_parser().format_help()
 
 
-@pytest.mark.parametrize("name, src, trg", [("strong-deen", "de", "en"), ("strong-ende", "en", "de")])
+def test_the_tiny_preset_is_the_published_shape():
+    # the count the 85-minute run printed (fairseq's transformer_tiny, sinusoidal positions and
+    # its own vocabulary: 2,567,537); written out, not recomputed from the code under test
+    tiny = Config.from_preset("tiny-ende")
+    model = build_transformer(9725, 9725, 1, 1, tiny, seed=tiny.seed)
+    assert model.num_parameters() == 2_605_181               # as the run printed it
+    assert (tiny.adam_beta2, tiny.warmup_init_lr, tiny.max_tokens, tiny.max_minutes) == (0.98, 1e-7, 8192, 85.0)
+    assert model.decoder.fc_out.weight is model.encoder.tok_embedding.weight
+
+
+@pytest.mark.parametrize("name, src, trg", [("strong-deen", "de", "en"), ("strong-ende", "en", "de"),
+                                            ("tiny-ende", "en", "de")])
 def test_the_direction_presets_set_their_languages_and_parse(name, src, trg):
     from tinynmt.programs.train import config_from_args
     config = config_from_args(vars(build_parser().parse_args(["--preset", name, "--rdrop", "0.5"])))
