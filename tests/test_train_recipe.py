@@ -111,6 +111,16 @@ def test_a_time_budget_stops_at_an_epoch_end_and_no_score_test_leaves_the_test_a
     assert records(tmp_path, "test") == []                     # --no-score-test: test never read
 
 
+def test_a_resumed_run_counts_its_earlier_epochs_against_the_budget(tmp_path):
+    from tinynmt.training.run_folder import resume_config
+    train(Config(out=str(tmp_path), max_minutes=1e-6, score_test=False, **{**TINY, "epochs": 3}))
+    again = train(resume_config(tmp_path))                    # the budget is spent: no epoch runs
+    assert again.status == "max_minutes" and again.epoch == 1
+    assert len(records(tmp_path, "epoch")) == 1 and len(records(tmp_path, "max_minutes")) == 2
+    more = train(resume_config(tmp_path, max_minutes=60.0))   # a larger budget goes on to the end
+    assert more.status == "finished" and [e["epoch"] for e in records(tmp_path, "epoch")] == [1, 2, 3]
+
+
 def test_a_generous_time_budget_changes_nothing(tmp_path):
     result = train(Config(out=str(tmp_path), max_minutes=60.0, **{**TINY, "epochs": 2}))
     assert result.status == "finished" and result.epoch == 2

@@ -105,9 +105,9 @@ class Config(ModelConfig):
                                             "saving first)", positive)
     max_minutes: Optional[float] = option(None, "a wall-clock budget for the epochs: stop at an epoch's "
                                                 "end when one more epoch (at the mean epoch time so "
-                                                "far) would pass this many minutes of this process's "
-                                                "training (loading, averaging and the test come on "
-                                                "top)", above_zero)
+                                                "far) would pass this many minutes of the run's epochs, "
+                                                "a resumed run's earlier ones included (loading, "
+                                                "averaging and the test come on top)", above_zero)
     schedule: str = option("constant", "learning-rate schedule: constant (the tutorial's) or "
                                        "inverse_sqrt", one_of(tuple(SCHEDULES)))
     warmup: int = option(4000, "warmup steps of the inverse_sqrt schedule", positive)

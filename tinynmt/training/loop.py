@@ -17,7 +17,6 @@ test split is scored once, with whichever of best.npz and averaged.npz validates
 The program around it is `python -m tinynmt.train` (programs/train.py).
 """
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -91,14 +90,13 @@ def header_lines(config, run_dir, trainer, lock):
 def run_epochs(trainer, log, run_dir, should_stop):
     """The epoch loop; returns finished, early_stopped, max_steps, max_minutes or interrupted."""
     config, c = trainer.config, trainer.counters
-    started, epochs_run = time.monotonic(), 0
 
     def stopping():   # a signal to any rank stops every rank after the same step
         return trainer.comm.any(should_stop is not None and should_stop(c.step))
 
     def out_of_time():   # one more epoch at the mean epoch time would pass --max-minutes
-        elapsed = time.monotonic() - started
-        return trainer.comm.any(elapsed * (epochs_run + 1) / epochs_run > 60 * config.max_minutes)
+        seconds = [record["epoch_time_s"] for record in c.history]   # a resumed run's earlier epochs too
+        return trainer.comm.any(sum(seconds) * (len(seconds) + 1) / len(seconds) > 60 * config.max_minutes)
 
     if config.max_steps is not None and c.step >= config.max_steps:
         return "max_steps"                                    # resumed to average and score only
@@ -106,6 +104,9 @@ def run_epochs(trainer, log, run_dir, should_stop):
         if config.patience is not None and c.bad_epochs >= config.patience:
             log.early_stop(c.step, c.epoch, c.bad_epochs, c.best_epoch)
             return "early_stopped"
+        if config.max_minutes is not None and c.history and out_of_time():
+            log.out_of_time(c.step, c.epoch, sum(record["epoch_time_s"] for record in c.history))
+            return "max_minutes"
         plan = trainer.train_batches.plan(c.epoch)
         log.begin_epoch(c.epoch + 1, c.batch, len(plan))
         status = None
@@ -130,15 +131,11 @@ def run_epochs(trainer, log, run_dir, should_stop):
             log.interrupted(c.step, c.epoch + 1, c.batch, len(plan))
             return status
         end_epoch(trainer, log, run_dir, complete=c.batch >= len(plan))
-        epochs_run += 1
         if status == "max_steps":
             return status
         if stopping():                                        # a signal during validation
             log.interrupted(c.step, c.epoch + 1, c.batch, None)
             return "interrupted"
-        if config.max_minutes is not None and c.epoch < config.epochs and out_of_time():
-            log.out_of_time(c.step, c.epoch, time.monotonic() - started)
-            return "max_minutes"
     return "finished"
 
 

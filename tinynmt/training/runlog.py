@@ -166,8 +166,8 @@ class RunLog:
         self.write({"kind": "early_stop", "step": step, "epoch": epoch, "best_epoch": best_epoch})
 
     def out_of_time(self, step, epoch, seconds):
-        self.say(f"Time budget: stopping after epoch {epoch} ({seconds / 60:.1f} min of training); "
-                 f"one more epoch would pass --max-minutes {self.config.max_minutes:g}")
+        self.say(f"Time budget: stopping after epoch {epoch} ({seconds / 60:.1f} min of epochs); "
+                 f"one more would pass --max-minutes {self.config.max_minutes:g}")
         self.write({"kind": "max_minutes", "step": step, "epoch": epoch, "seconds": seconds})
 
     def write_average(self, step, names, valid_loss, valid_bleu, chosen):
