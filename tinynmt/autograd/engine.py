@@ -1,5 +1,10 @@
-"""Reverse-mode differentiation: walk the graph backwards from one output."""
+"""Reverse-mode differentiation: walk the graph backwards from one output.
+
+The graph's nodes are Functions (each remembers its parents: the Functions that made its
+inputs, or the leaf Tensors among them) and leaf Tensors, which collect `.grad`.
+"""
 from .. import fast
+from .function import Function
 
 
 def topological_order(root):
@@ -18,33 +23,35 @@ def topological_order(root):
             continue
         visited.add(id(node))
         stack.append((node, True))
-        if node.grad_fn is not None:
-            stack.extend((t, False) for t in node.grad_fn.inputs
-                         if t.requires_grad and id(t) not in visited)
+        if isinstance(node, Function) and not node.released:
+            stack.extend((p, False) for p in node.parents if p is not None and id(p) not in visited)
     return order
 
 
-def check_grad(fn, tensor, grad):
+def check_grad(fn, shape, grad):
     """A gradient must have its tensor's shape; name the op that broke the rule."""
-    if grad.shape != tensor.shape:
+    if grad.shape != shape:
         raise RuntimeError(f"{fn.name}.backward returned a gradient of shape {grad.shape} "
-                           f"for an input of shape {tensor.shape}")
+                           f"for an input of shape {shape}")
+
+
+FREED = ("backward through a graph that was already freed: a graph can be walked once; "
+         "recompute the forward pass to go backward again")
 
 
 def run_backward(root, grad):
     """Send `grad` from `root` to every leaf that requires a gradient; free the graph."""
+    start = root.grad_fn or root             # a Function, or a leaf (or a result already freed)
     # keyed by id(): Tensor overloads == for elementwise comparison
-    grads = {id(root): grad}    # node -> gradient summed over the paths seen so far
+    grads = {id(start): grad}   # node -> gradient summed over the paths seen so far
     in_place = fast.InPlaceSums() if fast.enabled() else None   # adds into the sums it made
-    for node in reversed(topological_order(root)):
+    for node in reversed(topological_order(start)):
         key = id(node)
         g = grads.pop(key, None)
-        fn = node.grad_fn
-        if fn is None and not node.is_leaf:
-            raise RuntimeError("backward through a graph that was already freed: a graph can be "
-                               "walked once; recompute the forward pass to go backward again")
-        if fn is None:          # a leaf: accumulate into .grad
-            if g is not None and node.requires_grad:
+        if not isinstance(node, Function):
+            if not node.is_leaf:
+                raise RuntimeError(FREED)
+            if g is not None and node.requires_grad:    # a leaf: accumulate into .grad
                 if node.grad is not None:
                     node.grad += g
                 elif in_place:
@@ -52,18 +59,22 @@ def run_backward(root, grad):
                 else:
                     node.grad = g.copy()    # g may be another node's gradient too
             continue
+        if node.released:
+            raise RuntimeError(FREED)
         if g is not None:
-            input_grads = fn.backward(g)
-            for tensor, input_grad in zip(fn.inputs, input_grads):
-                if input_grad is None or not tensor.requires_grad:
+            input_grads = node.backward(g)
+            for parent, shape, input_grad in zip(node.parents, node.input_shapes, input_grads):
+                if input_grad is None or parent is None:
                     continue
-                check_grad(fn, tensor, input_grad)
-                input_key = id(tensor)
-                if input_key not in grads:
-                    grads[input_key] = input_grad
+                check_grad(node, shape, input_grad)
+                parent_key = id(parent)
+                if parent_key not in grads:
+                    grads[parent_key] = input_grad
                 elif in_place:
-                    in_place.add(grads, input_key, input_grad)
+                    in_place.add(grads, parent_key, input_grad)
                 else:
-                    grads[input_key] = grads[input_key] + input_grad
-        fn.release()
-        node.grad_fn = None
+                    grads[parent_key] = grads[parent_key] + input_grad
+        out = node.output()                  # the result Tensor, if anything still holds it
+        if out is not None:
+            out.grad_fn = None
+        node.release()

@@ -2,10 +2,13 @@
 
 A Function is one primitive: `forward` computes on raw arrays and saves what `backward`
 needs; `backward` turns the gradient of the output into gradients of the inputs. `apply`
-wires a call into the graph: the output Tensor remembers the Function, the Function
-remembers its input Tensors.
+wires a call into the graph: the output Tensor remembers the Function, and the Function
+remembers where each input came from (its `parents`): the Function that made it, or the
+leaf Tensor itself. Not the input Tensors: an intermediate array that no backward saved
+(a sum, a dropout's output) is freed as soon as the forward pass drops it, as in PyTorch.
 """
 import functools
+import weakref
 
 _grad_enabled = True  # the one piece of global state: whether calls build a graph
 
@@ -49,7 +52,8 @@ class Function:
     """One differentiable primitive; subclasses define `forward` and `backward`."""
 
     def __init__(self):
-        self.inputs = ()                 # the input Tensors, in order
+        self.parents = ()                # per input: the Function that made it, the leaf, or None
+        self.input_shapes = ()           # per input: its shape (a gradient must have it)
         self.needs_input_grad = ()       # which inputs want a gradient
 
     @property
@@ -67,7 +71,10 @@ class Function:
         requires_grad = _grad_enabled and any(fn.needs_input_grad)
         out = Tensor(data, requires_grad=requires_grad)
         if requires_grad:
-            fn.inputs = inputs
+            # a leaf, or a result whose graph backward already freed, is its own node
+            fn.parents = tuple((t.grad_fn or t) if t.requires_grad else None for t in inputs)
+            fn.input_shapes = tuple(t.shape for t in inputs)
+            fn.output = weakref.ref(out)     # to cut it from the graph after backward
             out.grad_fn = fn
             out.is_leaf = False
         return out
@@ -81,5 +88,10 @@ class Function:
         raise NotImplementedError
 
     def release(self):
-        """Drop the saved arrays and input links once backward has run."""
+        """Drop the saved arrays and the links to its parents once backward has run."""
         self.__dict__.clear()
+
+    @property
+    def released(self):
+        """True once backward has run through this Function (its graph is gone)."""
+        return "parents" not in self.__dict__
