@@ -166,6 +166,32 @@ def test_saved_arrays_die_with_the_graph(xp, rng, leaf):
     assert rstd() is None
 
 
+def test_an_array_no_backward_saved_is_freed_by_the_forward(xp, rng, leaf):
+    x = leaf(rng.standard_normal((4, 5)))
+    s = x * 3.0                     # Mul saves its inputs; its result s is saved by no one:
+    y = s.tanh()                    # Tanh keeps its own output, not s
+    result = weakref.ref(s.data)
+    del s
+    gc.collect()
+    assert result() is None         # freed before backward, as PyTorch frees it
+    y.sum().backward()
+    expected = 3.0 * (1 - np.tanh(3.0 * to_numpy(x.data)) ** 2)
+    np.testing.assert_allclose(to_numpy(x.grad), expected, rtol=1e-5)
+
+
+def test_a_result_used_after_its_graph_was_walked_still_says_so(xp, rng, leaf):
+    x = leaf(rng.standard_normal(3))
+    h = x.tanh()
+    (h * 2).sum().backward()        # frees h's graph
+    with pytest.raises(RuntimeError, match="already freed"):
+        (h * 3).sum().backward()
+    h2 = x.tanh()
+    a, b = h2 * 2, h2 * 3           # two results that share h2's Function
+    a.sum().backward()
+    with pytest.raises(RuntimeError, match="already freed"):
+        b.sum().backward()
+
+
 # ----- bad input
 
 def test_backward_on_a_non_scalar_needs_a_gradient(xp, leaf):
