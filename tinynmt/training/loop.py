@@ -94,9 +94,8 @@ def run_epochs(trainer, log, run_dir, should_stop):
     def stopping():   # a signal to any rank stops every rank after the same step
         return trainer.comm.any(should_stop is not None and should_stop(c.step))
 
-    def out_of_time():   # one more epoch at the mean epoch time would pass --max-minutes
-        seconds = [record["epoch_time_s"] for record in c.history]   # a resumed run's earlier epochs too
-        return trainer.comm.any(sum(seconds) * (len(seconds) + 1) / len(seconds) > 60 * config.max_minutes)
+    def out_of_time(spent):   # one more epoch at the mean epoch time would pass --max-minutes
+        return trainer.comm.any(spent * (len(c.history) + 1) / len(c.history) > 60 * config.max_minutes)
 
     if config.max_steps is not None and c.step >= config.max_steps:
         return "max_steps"                                    # resumed to average and score only
@@ -104,9 +103,11 @@ def run_epochs(trainer, log, run_dir, should_stop):
         if config.patience is not None and c.bad_epochs >= config.patience:
             log.early_stop(c.step, c.epoch, c.bad_epochs, c.best_epoch)
             return "early_stopped"
-        if config.max_minutes is not None and c.history and out_of_time():
-            log.out_of_time(c.step, c.epoch, sum(record["epoch_time_s"] for record in c.history))
-            return "max_minutes"
+        if config.max_minutes is not None and c.history:
+            spent = sum(record["epoch_time_s"] for record in c.history)   # a resumed run's earlier epochs too
+            if out_of_time(spent):
+                log.out_of_time(c.step, c.epoch, spent)
+                return "max_minutes"
         plan = trainer.train_batches.plan(c.epoch)
         log.begin_epoch(c.epoch + 1, c.batch, len(plan))
         status = None
