@@ -49,8 +49,7 @@ from .scalars import host_scalar
 from .switch import enabled, plain, use_fast
 
 __all__ = ["CE_BLOCK_ROWS", "InPlaceSums", "cross_entropy_grad_in_place", "enabled", "folds",
-           "host_scalar",
-           "keep_freed_memory", "keep_mask_from_bits", "layer_norm_backward",
-           "layer_norm_forward", "matmul_folded", "matmul_folded_grads", "plain", "return_freed_memory", "scale_kept",
-           "scatter_add_sorted", "softmax_rows_blocked", "sum_rows",
-           "top_k_blocked", "use_fast"]
+           "host_scalar", "keep_freed_memory", "keep_mask_from_bits", "layer_norm_backward",
+           "layer_norm_forward", "matmul_folded", "matmul_folded_grads", "plain",
+           "return_freed_memory", "scale_kept", "scatter_add_sorted", "softmax_rows_blocked",
+           "sum_rows", "top_k_blocked", "use_fast"]
