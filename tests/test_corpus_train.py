@@ -74,10 +74,11 @@ def test_a_new_cased_pair_prepares_trains_translates_and_evaluates(tmp_path):
     translated = python("-m", "tinynmt.translate", "--checkpoint", run, "Der Hund schläft.", "Die rote Katze läuft.")
     assert translated.returncode == 0, translated.stderr
     assert len(translated.stdout.splitlines()) == 2 and "@@" not in translated.stdout
-    for split, what in (([], "test"), (["--split", "val"], "val")):
+    for split, what, label in (([], "test", "Test"), (["--split", "val"], "val", "Val.")):
         scored = python("-m", "tinynmt.evaluate", "--checkpoint", run, *split)
         assert scored.returncode == 0, scored.stderr
         assert f"{tmp_path / 'data'} {what} xx-a->yy_b, 24 sentences" in scored.stdout
+        assert f"| {label} Loss: " in scored.stdout and f"| {label} PPL: " in scored.stdout
         assert "case:mixed" in scored.stdout and "BLEU" in scored.stdout
 
 

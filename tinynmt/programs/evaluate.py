@@ -125,7 +125,8 @@ def run(args):
     print(f"checkpoint{'s' if len(checkpoints) > 1 else ''} {names}: {what}, {len(src_lines):,} sentences")
     result = evaluate_loss(model, src_lines, ref_lines, *vocabs, batch_size=config.batch_size,
                            max_tokens=config.max_tokens)
-    print(f"| Test Loss: {result.loss:.3f} | Test PPL: {perplexity(result.loss):7.3f} |")
+    label = "Val." if args.split == "val" else "Test"      # the tutorial's two wordings
+    print(f"| {label} Loss: {result.loss:.3f} | {label} PPL: {perplexity(result.loss):7.3f} |")
     print(f"per token: loss {result.token_nll:.4f}, PPL {perplexity(result.token_nll):.3f} "
           f"({result.n_tokens:,} target tokens)", flush=True)
     synchronize(get_array_module(members(model)[0].parameters()[0].data))
