@@ -168,6 +168,14 @@ def test_bad_options_fail_before_reading(tmp_path, bad):
         prepare_corpus("xx", "yy", tmp_path / "nowhere", tmp_path / "nowhere", options=PrepareOptions(**bad))
 
 
+@pytest.mark.parametrize("bad, message", [(dict(max_size=0), "max_size"),
+                                          (dict(tokenizer=get_tokenizer("unicode")), "tokenizer must be str")])
+def test_an_empty_vocabulary_cap_and_a_tokenizer_object_are_refused_by_name(tmp_path, bad, message):
+    """An empty vocabulary cap and a Tokenizer object (a folder records its tokenizer by name)."""
+    with pytest.raises(DataError, match=message):
+        prepare_corpus("xx", "yy", tmp_path / "nowhere", tmp_path / "nowhere", options=PrepareOptions(**bad))
+
+
 def test_folder_round_trip(tmp_path, multi30k):
     prefixes, _ = multi30k
     options = PrepareOptions(tokenizer="bpe", bpe_merges=200, share_vocab=True, min_freq=1)

@@ -45,21 +45,32 @@ Pair = Tuple[Sequence[str], Sequence[str]]
 
 
 @dataclass
-class DataConfig:
+class VocabOptions:
+    """How text becomes ids: the tokenizer and the vocabularies. DataConfig (Multi30k and raw
+    pairs in memory) and PrepareOptions (a prepared folder) both take these fields."""
+
+    tokenizer: Union[str, Tokenizer] = option("whitespace", "whitespace (the tutorial's), unicode, "
+                                              "or bpe (subwords learned from the training split)")
+    bpe_merges: Optional[int] = option(None, "with tokenizer bpe: merges to learn (one table for "
+                                             "both languages)", not_negative)
+    lower: bool = option(True, "lowercase before tokenizing (--no-lower: cased subwords and output)")
+    share_vocab: bool = option(False, "one vocabulary built from both languages' training text")
+    min_freq: int = option(2, "keep tokens seen at least this often in train", positive)
+    max_size: Optional[int] = option(None, "cap on vocabulary tokens after the 4 specials", positive)
+
+    def replace(self, **changes):
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class DataConfig(VocabOptions):
     """Every data option: what load_dataset, load_parallel and build_dataset take, and the flags
     of `python -m tinynmt.data`. The flags check each limit as they are parsed (programs/cli.py);
     from Python, values are checked where they are used (DataError)."""
 
     src: str = option("de", "source language: cs, de, en or fr (a label for other corpora)")
     trg: str = option("en", "target language: cs, de, en or fr (a label for other corpora)")
-    tokenizer: Union[str, Tokenizer] = option("whitespace", "whitespace (the tutorial's), unicode, "
-                                              "or bpe (subwords learned from the training split)")
-    bpe_merges: Optional[int] = option(None, "with tokenizer bpe: merges to learn (one table for "
-                                             "both languages)", not_negative)
-    lower: bool = option(True, "lowercase before tokenizing")
-    share_vocab: bool = option(False, "one vocabulary built from both languages' training text")
-    min_freq: int = option(2, "keep tokens seen at least this often in train", positive)
-    max_size: Optional[int] = option(None, "cap on vocabulary tokens after the 4 specials", positive)
     max_len: Optional[int] = option(None, "drop training pairs longer than this many ids "
                                           "(<sos>/<eos> included)", positive)
     data_dir: Optional[str] = option(None, "folder with hand-placed {split}.{lang}[.gz] files, "
@@ -67,10 +78,6 @@ class DataConfig:
     test: str = option("test_2016_flickr", "test split: test_2016_flickr, test_2017_flickr, "
                                            "test_2017_mscoco, test_2018_flickr (a label for other corpora)")
     download: bool = option(True, "download missing Multi30k files into the cache")
-
-    def replace(self, **changes) -> "DataConfig":
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 def _config(config: Optional[DataConfig], changes, multi30k: bool = True) -> DataConfig:

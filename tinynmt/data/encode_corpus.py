@@ -24,11 +24,11 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..options import ConfigError, check_fields, length_ratio, not_negative, option, positive
+from ..options import ConfigError, check_fields, length_ratio, option, positive
 from .bpe import BPETokenizer, learn_merges
 from .clean import check_limits, clean_pairs, require_pairs
 from .corpus import SHOW_INVALID, ChunkTable, SideText, check_label, find_side, key_text, read_side
-from .dataset import DataConfig, _check_tokenizer, check_vocabularies
+from .dataset import DataConfig, VocabOptions, _check_tokenizer, check_vocabularies
 from .errors import DataError
 from .prepared import PackedSide, PreparedData, PreparedSplit, id_dtype
 from .tokenize import get_tokenizer
@@ -36,18 +36,11 @@ from .vocab import EOS_IDX, SOS_IDX, Vocab
 
 
 @dataclass
-class PrepareOptions:
+class PrepareOptions(VocabOptions):
     """How a corpus is tokenized, cleaned and turned into vocabularies (the flags of
-    `python -m tinynmt.prepare`; the tokenizer fields are tinynmt.data.DataConfig's)."""
+    `python -m tinynmt.prepare`): VocabOptions' fields, a tokenizer by name (the folder's
+    manifest records it), and the cleaning limits below."""
 
-    tokenizer: str = option("whitespace", "whitespace (the tutorial's), unicode, or bpe (subwords "
-                                          "learned from the training split)")
-    bpe_merges: Optional[int] = option(None, "with tokenizer bpe: merges to learn (one table for both "
-                                             "languages)", not_negative)
-    lower: bool = option(True, "lowercase before tokenizing (--no-lower: cased subwords and output)")
-    share_vocab: bool = option(False, "one vocabulary built from both languages' training text")
-    min_freq: int = option(2, "keep tokens seen at least this often in train", positive)
-    max_size: Optional[int] = option(None, "cap on vocabulary tokens after the 4 specials", not_negative)
     max_len: Optional[int] = option(100, "drop training pairs with a side of more ids than this, "
                                          "<sos>/<eos> included (the model's positions)", positive)
     max_len_ratio: Optional[float] = option(9.0, "drop training pairs where one side has more than "
@@ -63,9 +56,6 @@ class PrepareOptions:
             raise DataError(str(err)) from None
         check_limits(self.max_len, self.max_len_ratio)
         _check_tokenizer(DataConfig(tokenizer=self.tokenizer, bpe_merges=self.bpe_merges, lower=self.lower))
-
-    def replace(self, **changes) -> "PrepareOptions":
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass
