@@ -155,8 +155,15 @@ def test_the_tiny_preset_is_the_published_shape():
     assert model.decoder.fc_out.weight is model.encoder.tok_embedding.weight
 
 
+def test_the_tiny_presets_differ_only_in_direction_and_peak_rate():
+    from tinynmt.training.config import PRESETS
+    ende, deen = PRESETS["tiny-ende"], PRESETS["tiny-deen"]
+    assert {k for k in ende.keys() | deen.keys() if ende.get(k) != deen.get(k)} == {"src", "trg", "lr"}
+    assert (ende["lr"], deen["lr"]) == (5e-3, 3e-3)     # de->en stalled at 5e-3 (RESULTS.md, issue 24)
+
+
 @pytest.mark.parametrize("name, src, trg", [("strong-deen", "de", "en"), ("strong-ende", "en", "de"),
-                                            ("tiny-ende", "en", "de")])
+                                            ("tiny-ende", "en", "de"), ("tiny-deen", "de", "en")])
 def test_the_direction_presets_set_their_languages_and_parse(name, src, trg):
     from tinynmt.programs.train import config_from_args
     config = config_from_args(vars(build_parser().parse_args(["--preset", name, "--rdrop", "0.5"])))
