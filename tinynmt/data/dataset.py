@@ -162,7 +162,7 @@ def _make_split(name: str, pair: Pair, tokenizer: Tokenizer, max_len: Optional[i
     return split
 
 
-def _check_tokenizer(config: DataConfig) -> None:
+def _check_tokenizer(config: VocabOptions) -> None:
     """Fail early (before any file is read) on a bad tokenizer name or merge count."""
     tokenizer, bpe_merges = config.tokenizer, config.bpe_merges
     if isinstance(tokenizer, Tokenizer):

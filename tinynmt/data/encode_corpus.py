@@ -28,7 +28,7 @@ from ..options import ConfigError, check_fields, length_ratio, option, positive
 from .bpe import BPETokenizer, learn_merges
 from .clean import check_limits, clean_pairs, require_pairs
 from .corpus import SHOW_INVALID, ChunkTable, SideText, check_label, find_side, key_text, read_side
-from .dataset import DataConfig, VocabOptions, _check_tokenizer, check_vocabularies
+from .dataset import VocabOptions, _check_tokenizer, check_vocabularies
 from .errors import DataError
 from .prepared import PackedSide, PreparedData, PreparedSplit, id_dtype
 from .tokenize import get_tokenizer
@@ -55,7 +55,7 @@ class PrepareOptions(VocabOptions):
         except ConfigError as err:
             raise DataError(str(err)) from None
         check_limits(self.max_len, self.max_len_ratio)
-        _check_tokenizer(DataConfig(tokenizer=self.tokenizer, bpe_merges=self.bpe_merges, lower=self.lower))
+        _check_tokenizer(self)
 
 
 @dataclass
