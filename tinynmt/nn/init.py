@@ -37,15 +37,54 @@ def ones_(param):
     return _fill(param, np.ones(param.shape))
 
 
-def initialize_weights(model, generator):
-    """The tutorial's init: layers' defaults, then xavier_uniform_ on every weight with ndim > 1.
+INITS = ("tutorial", "fairseq")   # the schemes initialize_weights knows
 
-    Every draw comes from `generator`, so one seed fixes the whole model.
+
+def initialize_weights(model, generator, scheme="tutorial"):
+    """Initialise a Seq2Seq in place by `scheme` (one of INITS) and return it.
+
+    tutorial: layers' defaults, then xavier_uniform_ on every weight with ndim > 1.
+    fairseq: fairseq's Transformer (fairseq_init). Every draw comes from `generator`, so one
+    seed fixes the whole model.
     """
+    if scheme not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {scheme!r}")
+    if scheme == "fairseq":
+        return fairseq_init(model, generator)
     for module in model.modules():
         if hasattr(module, "reset_parameters"):
             module.reset_parameters(generator)
         weight = module._parameters.get("weight")
         if weight is not None and weight.ndim > 1:
             xavier_uniform_(weight, generator)
+    return model
+
+
+def fairseq_init(model, generator):
+    """fairseq's Transformer init, for its recipes: layers' defaults (PyTorch's, which the
+    feed-forward layers keep), then
+    - token and position embeddings N(0, 1/D), each token table's padding row 0;
+    - attention: fc_q, fc_k, fc_v xavier_uniform_ with gain 1/sqrt(2), fc_o xavier_uniform_
+      with its bias 0;
+    - the decoder's output layer N(0, 1/D) with its bias 0 (fairseq's has none).
+    With tie_embeddings the output layer then takes the decoder's token table.
+    """
+    from .attention import MultiHeadAttentionLayer            # attention imports layers, which import this
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters(generator)
+    for side, pad in ((model.encoder, model.src_pad_idx), (model.decoder, model.trg_pad_idx)):
+        std = side.tok_embedding.embedding_dim ** -0.5
+        normal_(side.tok_embedding.weight, generator, std=std)
+        side.tok_embedding.weight.data[pad] = 0
+        normal_(side.pos_embedding.weight, generator, std=std)
+    for module in model.modules():
+        if isinstance(module, MultiHeadAttentionLayer):
+            for fc in (module.fc_q, module.fc_k, module.fc_v):
+                xavier_uniform_(fc.weight, generator, gain=1 / math.sqrt(2))
+            xavier_uniform_(module.fc_o.weight, generator)
+            zeros_(module.fc_o.bias)
+    out = model.decoder.fc_out
+    normal_(out.weight, generator, std=out.in_features ** -0.5)
+    zeros_(out.bias)
     return model

@@ -34,6 +34,7 @@ import numpy as np
 from ..backend import get_array_module, to_device
 from ..options import ConfigError, check_fields, one_of, option, positive, probability
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
+from .init import INITS, initialize_weights
 from .layers import Dropout, Embedding, LayerNorm, Linear, check_ids
 from .module import Module, ModuleList
 
@@ -77,6 +78,10 @@ class ModelConfig:
     activation_dropout: Optional[float] = option(None, "dropout after the ReLU of the feed-forward "
                                                        "block (none: enc_dropout/dec_dropout, as in "
                                                        "the tutorial)", probability)
+    init: str = option("tutorial", "weight initialisation: tutorial (xavier_uniform on every matrix) "
+                                   "or fairseq (its Transformer's: embeddings N(0, 1/hid_dim), "
+                                   "attention xavier_uniform, feed-forward PyTorch's default)",
+                       one_of(INITS))
 
     def __post_init__(self):
         self.validate()
@@ -279,13 +284,13 @@ def tie_embedding_weights(model, share_encoder=False):
 
 def build_transformer(src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, config=None, seed=1234):
     """The tutorial's model with `config`'s sizes (a ModelConfig, or a training Config, which is
-    one; None: the tutorial's): build, xavier_uniform_ every weight with more than one dim from
-    `seed`, then tie the embeddings if config.tie_embeddings (see tie_embedding_weights)."""
-    from .init import initialize_weights
+    one; None: the tutorial's): build, initialise as config.init says from `seed` (the
+    tutorial's: xavier_uniform_ every weight with more than one dim; nn/init.py), then tie the
+    embeddings if config.tie_embeddings (see tie_embedding_weights)."""
     c = ModelConfig() if config is None else config
     enc = Encoder(src_vocab_size, c.hid_dim, c.enc_layers, c.enc_heads, c.enc_pf_dim, c.enc_dropout,
                   c.max_length, c.layer_norms, c.attention_dropout, c.activation_dropout)
     dec = Decoder(trg_vocab_size, c.hid_dim, c.dec_layers, c.dec_heads, c.dec_pf_dim, c.dec_dropout,
                   c.max_length, c.layer_norms, c.attention_dropout, c.activation_dropout)
-    model = initialize_weights(Seq2Seq(enc, dec, src_pad_idx, trg_pad_idx), np.random.default_rng(seed))
+    model = initialize_weights(Seq2Seq(enc, dec, src_pad_idx, trg_pad_idx), np.random.default_rng(seed), c.init)
     return tie_embedding_weights(model, c.share_vocab) if c.tie_embeddings else model
