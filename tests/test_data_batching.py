@@ -93,6 +93,17 @@ def test_token_budget_is_respected(train, shuffle):
     assert len(seen) < len(train) * 40 / 1000
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_token_budget_batches_pad_little_on_either_side(train, shuffle):
+    # The budget counts max(S, T) * B, so batches are sorted by that: sorted by source length
+    # alone, the targets of one batch spread and a third of the decoder's positions were pad.
+    batches = all_batches(train.batches(batch_size=None, max_tokens=8192, shuffle=shuffle, seed=1))
+    for side in ("src", "trg"):
+        arrays = [getattr(b, side) for b in batches]
+        real = sum(int((a != PAD_IDX).sum()) for a in arrays)
+        assert real / sum(a.size for a in arrays) > 0.85, side
+
+
 def test_token_budget_with_sentence_cap(train):
     for batch in train.batches(batch_size=16, max_tokens=4000).epoch(0):
         assert len(batch) <= 16
