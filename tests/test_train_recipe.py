@@ -125,3 +125,38 @@ def test_a_generous_time_budget_changes_nothing(tmp_path):
     result = train(Config(out=str(tmp_path), max_minutes=60.0, **{**TINY, "epochs": 2}))
     assert result.status == "finished" and result.epoch == 2
     assert records(tmp_path, "max_minutes") == [] and len(records(tmp_path, "test")) == 1
+
+
+def test_a_token_budget_validates_per_token_however_the_batches_are_cut():
+    # Under a token budget a split is a few uneven batches: the mean of their means would move
+    # with the cut; the loss per predicted token does not, and is what evaluate_loss reports.
+    losses = []
+    for budget in (300, 1000):
+        config = Config(**{**TINY, "batch_size": None, "max_tokens": budget})
+        data = load_data(config)
+        trainer = Trainer.create(config, data)
+        assert trainer.valid_loss_rule == trainer.counters.valid_loss_rule == "per_token"
+        losses.append(trainer.evaluate(trainer.valid_batches))
+        val = data.val
+        result = evaluate_loss(trainer.model, val.src_text, val.trg_text, data.src_vocab, data.trg_vocab,
+                               data.tokenizer, max_tokens=budget)
+        assert result.loss == pytest.approx(result.token_nll) == pytest.approx(losses[-1], rel=1e-5)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    sentences = Trainer.create(Config(**TINY), data)
+    assert sentences.valid_loss_rule == "batch_mean"             # the tutorial's mean of batch losses
+    by_batch = [sentences.evaluate(val.batches(batch_size=b)) for b in (5, 32)]
+    assert abs(by_batch[0] - by_batch[1]) > 1e-4
+
+
+def test_a_run_saved_under_the_old_rule_measures_its_best_again(tmp_path):
+    config = Config(**{**TINY, "batch_size": None, "max_tokens": 1000})
+    trainer = Trainer.create(config, load_data(config))
+    trainer.save(tmp_path / "best.npz", with_optimizer=False)
+    c = trainer.counters
+    c.valid_loss_rule, c.best_valid_loss = "batch_mean", 99.0     # as a run from before it kept them
+    trainer.adopt_valid_loss_rule(tmp_path / "best.npz")
+    assert c.valid_loss_rule == "per_token"
+    assert c.best_valid_loss == pytest.approx(trainer.evaluate(trainer.valid_batches), rel=1e-6)
+    c.best_valid_loss = 5.0
+    trainer.adopt_valid_loss_rule(tmp_path / "best.npz")          # the same rule: nothing measured
+    assert c.best_valid_loss == 5.0

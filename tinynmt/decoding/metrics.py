@@ -103,7 +103,7 @@ def evaluate_bleu(model, src_lines, ref_lines, src_vocab, trg_vocab, tokenizer, 
 class LossResult:
     """Teacher-forced test loss, two ways."""
 
-    loss: float        # mean of the batch losses: the tutorial's (and the trainer's) evaluate()
+    loss: float        # as the trainer's evaluate(): mean of the batch losses (per token under max_tokens)
     token_nll: float   # cross-entropy per predicted token, no label smoothing
     n_tokens: int      # predicted target tokens (<eos> included)
 
@@ -133,6 +133,8 @@ def evaluate_loss(model, src_lines, trg_lines, src_vocab, trg_vocab, tokenizer, 
     xp = get_array_module(sums[0])
     nll = -to_numpy(xp.stack(sums)).astype(np.float64)          # (batches,), one transfer for all
     counts = np.array(counts)
-    return LossResult(float((nll / counts).mean()), float(nll.sum()) / counts.sum(), int(counts.sum()))
+    token_nll = float(nll.sum()) / counts.sum()
+    loss = token_nll if max_tokens is not None else float((nll / counts).mean())
+    return LossResult(loss, token_nll, int(counts.sum()))
 
 

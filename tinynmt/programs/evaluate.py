@@ -12,8 +12,9 @@ the models' mean probability, as in tinynmt.translate); their vocabularies and t
 must be the same.
 
 Loss: teacher-forced cross-entropy of the references (padding ignored, no label smoothing),
-batched and averaged as training's evaluate() does (the mean of the batch losses, the run's
-batch size), so it is the test loss the trainer reports; PPL = exp(loss). The line after it
+batched and averaged as training's evaluate() does (the mean of the batch losses at the run's
+batch size; per token for a run with a token budget), so it is the test loss the trainer
+reports; PPL = exp(loss). The line after it
 gives the plain per-token cross-entropy and its perplexity.
 BLEU: sacrebleu.corpus_bleu of the detokenized hypotheses against the raw reference
 lines, lowercased when the model's tokenizer lowercases; the same number as

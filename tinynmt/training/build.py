@@ -94,6 +94,7 @@ def resume_run(config, comm=SINGLE):
         trainer = Trainer.create(config, load_data(config), comm)
     else:
         trainer = Trainer.resume(config, load_data(config), load_checkpoint(path, device=config.device), comm)
+        trainer.adopt_valid_loss_rule(run_dir / "best.npz")
     trainer.join_ranks()
     c = trainer.counters
     done = c.epoch >= config.epochs or (config.max_steps is not None and c.step >= config.max_steps)

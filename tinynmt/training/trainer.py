@@ -41,7 +41,7 @@ from ..nn import CrossEntropyLoss, build_transformer, set_dropout_generator, tea
 from .. import fast
 from ..fast.flat_adam import FlatAdam, flat_clip_grad_norm_
 from ..optim import SCHEDULES, Adam, clip_grad_norm_
-from .checkpoint import CheckpointError, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError
 from .distributed import (SINGLE, allreduce_flat_gradients, allreduce_gradients, first_different,
                           fingerprint, rank_share_loss, shard_batch)
@@ -66,6 +66,7 @@ class Counters:
     window_norm_sum: float = 0.0
     window_steps: int = 0
     best_valid_loss: Optional[float] = None    # best.npz's validation loss (and BLEU, if scored)
+    valid_loss_rule: str = "batch_mean"         # how that loss was averaged (Trainer.valid_loss_rule)
     best_valid_bleu: Optional[float] = None
     best_epoch: Optional[int] = None
     bad_epochs: int = 0             # complete epochs since best.npz (for --patience)
@@ -129,7 +130,7 @@ class Trainer:
         self.train_batches = data.train.batches(shuffle=True, seed=config.seed, **sizes)
         self.valid_batches = data.val.batches(**sizes)
         self.test_batches = data.test.batches(**sizes) if data.test is not None else None  # own corpus: optional
-        self.counters = Counters()
+        self.counters = Counters(valid_loss_rule=self.valid_loss_rule)
         self.pending = []       # (step, loss, grad norm) as device arrays, not yet read back
         self.saved_step = None  # the step of the last.npz written (or resumed from)
 
@@ -230,21 +231,43 @@ class Trainer:
         c = self.counters
         c.epoch, c.batch, c.epoch_loss_sum, c.epoch_batches = c.epoch + 1, 0, 0.0, 0
 
+    @property
+    def valid_loss_rule(self):
+        """How evaluate() averages a split: "batch_mean" (batches of sentences) or "per_token"."""
+        return "batch_mean" if self.config.max_tokens is None else "per_token"
+
     def evaluate(self, batches, model=None, comm=None):
-        """The tutorial's evaluate(): mean of the batch losses, no dropout, no graph.
+        """A split's loss, no dropout, no graph: with batches of sentences the tutorial's evaluate(),
+        the mean of the batch losses; under a token budget the loss per predicted token, as fairseq:
+        there a split is a few uneven batches (Multi30k's validation: 3 at 8,192 tokens) whose
+        mean moved by 0.4 when the same model's batches were cut otherwise.
 
         The loss has no label smoothing: validation and test PPL measure the model alone.
         The ranks of `comm` (default: the run's) each take every size-th batch."""
         model = self.model if model is None else model
         comm = self.comm if comm is None else comm
-        losses = []
+        per_token = self.valid_loss_rule == "per_token"
+        losses, weights = [], []
         with eval_mode(model), no_grad():
             for idx in comm.shard(batches.plan()):
                 batch = batches.make_batch(idx)
-                losses.append(teacher_forced_loss(model, self.eval_criterion, batch.src, batch.trg).data)
+                weights.append(batch.n_pred_tokens if per_token else 1)
+                loss = teacher_forced_loss(model, self.eval_criterion, batch.src, batch.trg).data
+                losses.append(loss * weights[-1])                     # the batch's summed NLL, or its mean
         total = to_numpy(self.xp.stack(losses)).astype(np.float64).sum() if losses else 0.0
-        total, count = comm.sum([total, len(losses)])
+        total, count = comm.sum([total, sum(weights)])
         return float(total / count) if count else math.nan
+
+    def adopt_valid_loss_rule(self, best_path):
+        """For a run saved under another rule (a token-budget run from before per-token losses):
+        measure best.npz's validation loss again this way, so later epochs compare like with like."""
+        c = self.counters
+        if c.valid_loss_rule == self.valid_loss_rule:
+            return
+        if c.best_valid_loss is not None and best_path.exists():
+            best = load_checkpoint(best_path, device=self.config.device).model
+            c.best_valid_loss = self.evaluate(self.valid_batches, best)
+        c.valid_loss_rule = self.valid_loss_rule
 
     def valid_bleu(self, model=None, comm=None):
         """Greedy sacreBLEU of the validation split (what --select-by bleu compares); the ranks
