@@ -24,8 +24,9 @@ still caps B). "By length" is (source length, target length) for sentence counts
 BucketIterator; under a token budget it is (max(S, T), target length), the size the
 budget counts, so neither side's padding grows (Multi30k en->de, 10k BPE, 8,192 tokens:
 sorted by source length, 34% of the target positions were pad and a step held 5,150
-target tokens; sorted by max(S, T), 9% and 7,160, for the same padded size). Rows are padded with PAD_IDX after the sentence; arrays are C-contiguous
-np.int64, ready for numpy or cupy. With trg_ids=None (translating), batch.trg is None.
+target tokens; sorted by max(S, T), 9% and 7,160, for the same padded size). Rows are
+padded with PAD_IDX after the sentence; arrays are C-contiguous np.int64, ready for numpy
+or cupy. With trg_ids=None (translating), batch.trg is None.
 """
 from __future__ import annotations
 
