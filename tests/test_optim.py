@@ -9,7 +9,7 @@ import pytest
 from tinynmt.autograd import Tensor
 from tinynmt.nn import CrossEntropyLoss, Linear, ModelConfig, Module, Parameter, build_transformer
 from tinynmt.optim import (SCHEDULES, Adam, AdamW, FlatAdam, FlatAdamW, clip_grad_norm_, constant_lr,
-                           inverse_sqrt_lr)
+                           cooldown_factor, inverse_sqrt_lr)
 
 
 # ----- schedules (rates written out by hand, not recomputed by the code under test)
@@ -54,6 +54,15 @@ def test_inverse_sqrt_needs_a_positive_warmup(warmup):
 
 def test_the_schedules_are_the_two_the_flag_offers():
     assert sorted(SCHEDULES) == ["constant", "inverse_sqrt"]
+
+
+def test_cooldown_falls_linearly_over_the_last_steps():
+    # 10 steps, the last 4 cooled: 1 ... 1, then 4/4, 3/4, 2/4, 1/4 (no step at rate 0)
+    factors = [cooldown_factor(step, 10, 4) for step in range(1, 11)]
+    assert factors == [1.0] * 6 + [1.0, 0.75, 0.5, 0.25]
+    assert cooldown_factor(11, 10, 4) == cooldown_factor(50, 10, 4) == 0.25      # past the end: its last
+    assert [cooldown_factor(3, 10, 0), cooldown_factor(3, None, 0)] == [1.0, 1.0]  # none asked
+    assert [cooldown_factor(s, 3, 3) for s in (1, 2, 3)] == pytest.approx([1.0, 2 / 3, 1 / 3])
 
 
 # ----- gradient clipping

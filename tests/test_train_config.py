@@ -51,6 +51,9 @@ def test_dict_round_trip_and_old_files():
     (dict(batch_size=None), "give batch_size, max_tokens or both"),
     (dict(adam_beta2=1.0), r"adam_beta2 must be in \[0, 1\)"),
     (dict(warmup_init_lr=-1e-7), "warmup_init_lr must be >= 0"),
+    (dict(cooldown=-1), "cooldown must be >= 0"),
+    (dict(cooldown=100), "cooldown=100 needs max_steps of at least as many steps, got None"),
+    (dict(cooldown=100, max_steps=99), "cooldown=100 needs max_steps of at least as many steps, got 99"),
 ])
 def test_bad_values_raise_one_line(changes, message):
     with pytest.raises(ConfigError, match=message):

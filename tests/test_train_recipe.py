@@ -160,3 +160,17 @@ def test_a_run_saved_under_the_old_rule_measures_its_best_again(tmp_path):
     c.best_valid_loss = 5.0
     trainer.adopt_valid_loss_rule(tmp_path / "best.npz")          # the same rule: nothing measured
     assert c.best_valid_loss == 5.0
+
+
+def test_a_cooldown_ends_the_schedule_linearly_and_resumes_where_it_was(tmp_path):
+    from tinynmt.training.run_folder import resume_config
+    config = Config(out=str(tmp_path), schedule="inverse_sqrt", lr=1e-3, warmup=2, max_steps=8,
+                    cooldown=4, score_test=False, **TINY)
+    assert train(config, should_stop=lambda step: step >= 5).status == "interrupted"
+    assert train(resume_config(tmp_path)).status == "max_steps"
+    # warmup 2 then 1e-3 * sqrt(2 / step); the last 4 of 8 steps times 4/4, 3/4, 2/4, 1/4
+    expected = [5e-4, 1e-3, 1e-3 * (2 / 3) ** 0.5, 1e-3 * (2 / 4) ** 0.5, 1e-3 * (2 / 5) ** 0.5,
+                1e-3 * (2 / 6) ** 0.5 * 3 / 4, 1e-3 * (2 / 7) ** 0.5 * 2 / 4, 1e-3 * (2 / 8) ** 0.5 / 4]
+    steps = records(tmp_path, "step")
+    assert [r["step"] for r in steps] == list(range(1, 9))
+    assert [r["lr"] for r in steps] == pytest.approx(expected, rel=1e-6)

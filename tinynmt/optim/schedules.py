@@ -18,4 +18,13 @@ def inverse_sqrt_lr(step, base_lr, warmup=4000, init_lr=0.0):
     return base_lr * math.sqrt(warmup / step)
 
 
+def cooldown_factor(step, total, cooldown):
+    """The multiplier of a linear cooldown: 1 until the last `cooldown` of `total` steps, then
+    N/N, (N-1)/N, ..., 1/N over them (the decay of warmup-stable-decay schedules, Hägele et al.
+    2024; 0 or no total: no cooldown)."""
+    if not cooldown or total is None:
+        return 1.0
+    return min(1.0, max(total - step + 1, 1) / cooldown)
+
+
 SCHEDULES = {"constant": constant_lr, "inverse_sqrt": inverse_sqrt_lr}

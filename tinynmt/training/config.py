@@ -123,6 +123,8 @@ class Config(ModelConfig):
     warmup_init_lr: float = option(0.0, "the inverse_sqrt schedule's rate at step 0, rising linearly "
                                         "to --lr over --warmup steps (fairseq's --warmup-init-lr)",
                                    not_negative)
+    cooldown: int = option(0, "with --max-steps: over the last N steps the schedule's rate falls "
+                              "linearly towards 0 (N/N ... 1/N of it; 0: no cooldown)", not_negative)
     adam_beta1: float = option(0.9, "Adam's beta1: decay of the gradient's running mean", probability)
     adam_beta2: float = option(0.999, "Adam's beta2: decay of the squared gradient's running mean "
                                       "(0.98 in the Transformer paper and fairseq's recipes)", probability)
@@ -161,6 +163,9 @@ class Config(ModelConfig):
         super().validate()                     # every field's type and limit, the heads
         if self.batch_size is None and self.max_tokens is None:
             raise ConfigError("give batch_size, max_tokens or both")
+        if self.cooldown and (self.max_steps is None or self.cooldown > self.max_steps):
+            raise ConfigError(f"cooldown={self.cooldown} needs max_steps of at least as many steps, "
+                              f"got {self.max_steps}")
         if self.max_len is not None and self.max_len > self.max_length:
             raise ConfigError(f"max_len={self.max_len} is longer than the model's "
                               f"max_length={self.max_length}")

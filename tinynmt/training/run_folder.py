@@ -21,7 +21,7 @@ from .distributed import SINGLE
 from .lock import RunLock, foreign_files
 from .loss_plot import read_metrics
 
-RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "score_test", "device", "log_every", "save_every",
+RESUME_OVERRIDES = ("epochs", "max_steps", "cooldown", "max_minutes", "score_test", "device", "log_every", "save_every",
                     "progress", "plot")
 
 

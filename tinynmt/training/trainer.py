@@ -40,7 +40,7 @@ from ..decoding.metrics import sacrebleu_score
 from ..nn import CrossEntropyLoss, build_transformer, set_dropout_generator, teacher_forced_loss
 from .. import fast
 from ..fast.flat_adam import FlatAdam, flat_clip_grad_norm_
-from ..optim import SCHEDULES, Adam, clip_grad_norm_
+from ..optim import SCHEDULES, Adam, clip_grad_norm_, cooldown_factor
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError
 from .distributed import (SINGLE, allreduce_flat_gradients, allreduce_gradients, first_different,
@@ -166,13 +166,18 @@ class Trainer:
             raise CheckpointError(f"{ckpt.path}: bad training state ({type(err).__name__}: {err})") from None
         return trainer
 
+    def learning_rate(self, step):
+        """The rate of optimizer step `step` (1, 2, ...): the schedule's, times the cooldown's."""
+        config = self.config
+        rate = self.schedule(step, config.lr, config.warmup, config.warmup_init_lr)
+        return rate * cooldown_factor(step, config.max_steps, config.cooldown)
+
     def step(self, idx):
         """One optimizer step on the global batch of sentences `idx` (this rank takes its share);
         its loss stays on the device until sync(). Returns the global batch's target tokens."""
         c = self.counters
         batch, share, n_trg_tokens = shard_batch(self.train_batches, idx, self.comm)
-        self.optimizer.lr = self.schedule(c.step + 1, self.config.lr, self.config.warmup,
-                                          self.config.warmup_init_lr)
+        self.optimizer.lr = self.learning_rate(c.step + 1)
         loss, norm = train_step(self.model, self.criterion, self.optimizer, batch.src, batch.trg,
                                 self.config.clip, loss_fn=rank_share_loss(self.loss_fn, share),
                                 after_backward=self.after_backward, clip_grad_norm=self.clip_grad_norm)
