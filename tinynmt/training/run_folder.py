@@ -21,8 +21,8 @@ from .distributed import SINGLE
 from .lock import RunLock, foreign_files
 from .loss_plot import read_metrics
 
-RESUME_OVERRIDES = ("epochs", "max_steps", "cooldown", "max_minutes", "score_test", "device", "log_every", "save_every",
-                    "progress", "plot")
+RESUME_OVERRIDES = ("epochs", "max_steps", "cooldown", "max_minutes", "score_test", "device", "log_every",
+                    "save_every", "progress", "plot")
 
 
 def resume_config(run, **overrides):
