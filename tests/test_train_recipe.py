@@ -174,3 +174,12 @@ def test_a_cooldown_ends_the_schedule_linearly_and_resumes_where_it_was(tmp_path
     steps = records(tmp_path, "step")
     assert [r["step"] for r in steps] == list(range(1, 9))
     assert [r["lr"] for r in steps] == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_time_budget_that_cuts_a_cooldown_short_says_so(tmp_path, capsys):
+    config = Config(out=str(tmp_path), max_minutes=1e-6, max_steps=15, cooldown=5, score_test=False,
+                    **{**TINY, "epochs": 3})                    # 5 steps an epoch: stops at step 5
+    assert train(config).status == "max_minutes"
+    assert "the --cooldown of the last 5 steps stops 10 steps short" in capsys.readouterr().out
+    train(Config(out=str(tmp_path / "plain"), max_minutes=1e-6, score_test=False, **{**TINY, "epochs": 3}))
+    assert "--cooldown" not in capsys.readouterr().out

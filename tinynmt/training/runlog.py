@@ -166,8 +166,11 @@ class RunLog:
         self.write({"kind": "early_stop", "step": step, "epoch": epoch, "best_epoch": best_epoch})
 
     def out_of_time(self, step, epoch, seconds):
+        c = self.config
+        cut = (f" (the --cooldown of the last {c.cooldown} steps stops {c.max_steps - step} steps short)"
+               if c.cooldown and step < c.max_steps else "")
         self.say(f"Time budget: stopping after epoch {epoch} ({seconds / 60:.1f} min of epochs); "
-                 f"one more would pass --max-minutes {self.config.max_minutes:g}")
+                 f"one more would pass --max-minutes {c.max_minutes:g}{cut}")
         self.write({"kind": "max_minutes", "step": step, "epoch": epoch, "seconds": seconds})
 
     def write_average(self, step, names, valid_loss, valid_bleu, chosen):
