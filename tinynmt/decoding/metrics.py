@@ -99,6 +99,12 @@ def evaluate_bleu(model, src_lines, ref_lines, src_vocab, trg_vocab, tokenizer, 
     return score, hypotheses, seconds
 
 
+def loss_rule(max_tokens):
+    """How a split's loss is averaged: "batch_mean" for batches of sentences (the tutorial's
+    evaluate()), "per_token" under a token budget, where a split is a few uneven batches."""
+    return "batch_mean" if max_tokens is None else "per_token"
+
+
 @dataclass
 class LossResult:
     """Teacher-forced test loss, two ways."""
@@ -134,7 +140,7 @@ def evaluate_loss(model, src_lines, trg_lines, src_vocab, trg_vocab, tokenizer, 
     nll = -to_numpy(xp.stack(sums)).astype(np.float64)          # (batches,), one transfer for all
     counts = np.array(counts)
     token_nll = float(nll.sum()) / counts.sum()
-    loss = token_nll if max_tokens is not None else float((nll / counts).mean())
+    loss = token_nll if loss_rule(max_tokens) == "per_token" else float((nll / counts).mean())
     return LossResult(loss, token_nll, int(counts.sum()))
 
 

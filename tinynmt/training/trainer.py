@@ -36,7 +36,7 @@ from ..autograd import no_grad
 from ..backend import Generator, to_numpy, xp_for
 from ..data import PAD_IDX
 from ..decoding import Translator, eval_mode
-from ..decoding.metrics import sacrebleu_score
+from ..decoding.metrics import loss_rule, sacrebleu_score
 from ..nn import CrossEntropyLoss, build_transformer, set_dropout_generator, teacher_forced_loss
 from .. import fast
 from ..fast.flat_adam import FlatAdam, flat_clip_grad_norm_
@@ -239,7 +239,7 @@ class Trainer:
     @property
     def valid_loss_rule(self):
         """How evaluate() averages a split: "batch_mean" (batches of sentences) or "per_token"."""
-        return "batch_mean" if self.config.max_tokens is None else "per_token"
+        return loss_rule(self.config.max_tokens)
 
     def evaluate(self, batches, model=None, comm=None):
         """A split's loss, no dropout, no graph: with batches of sentences the tutorial's evaluate(),
