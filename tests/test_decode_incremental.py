@@ -21,13 +21,13 @@ from tinynmt.nn import ModelConfig, build_transformer
 SRC_V, TRG_V = 19, 13
 
 
-def tiny_model(layer_norms="shared", xp=np, max_length=9):
+def tiny_model(layer_norms="shared", xp=np, max_length=9, positions="learned"):
     """A random 2-layer model with every dropout set apart (all off in eval mode); its norms
     and biases are random too, so a norm used in the wrong place shows."""
     model = build_transformer(SRC_V, TRG_V, PAD_IDX, PAD_IDX, ModelConfig(
         hid_dim=16, enc_layers=2, dec_layers=2, enc_heads=4, dec_heads=4, enc_pf_dim=24, dec_pf_dim=24,
         enc_dropout=0.1, dec_dropout=0.2, attention_dropout=0.3, activation_dropout=0.4,
-        max_length=max_length, layer_norms=layer_norms), seed=5)
+        max_length=max_length, layer_norms=layer_norms, positions=positions), seed=5)
     rng = np.random.default_rng(6)
     for param in model.parameters():
         if param.data.ndim == 1:                                         # norms' weights, all biases

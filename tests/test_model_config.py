@@ -20,13 +20,15 @@ KEYS_BEFORE = ["src", "trg", "tokenizer", "bpe_merges", "lower", "share_vocab", 
 # ModelConfig's fields and their defaults (the tutorial's), written out: Config must carry each
 MODEL_FIELDS = {"hid_dim": 256, "enc_layers": 3, "dec_layers": 3, "enc_heads": 8, "dec_heads": 8,
                 "enc_pf_dim": 512, "dec_pf_dim": 512, "enc_dropout": 0.1, "dec_dropout": 0.1,
-                "max_length": 100, "share_vocab": False, "tie_embeddings": False, "layer_norms": "shared",
+                "max_length": 100, "positions": "learned", "share_vocab": False, "tie_embeddings": False,
+                "layer_norms": "shared",
                 "attention_dropout": None, "activation_dropout": None, "init": "tutorial"}
 LIMITS = [(dict(hid_dim=30), "enc_heads=8 does not divide hid_dim=30"),
           (dict(dec_dropout=1.0), r"dec_dropout must be in \[0, 1\)"),
           (dict(enc_layers=0), "enc_layers must be a positive integer"),
           (dict(layer_norms="pre"), "unknown layer_norms 'pre'"),
           (dict(init="kaiming"), "init"),
+          (dict(positions="rotary"), "unknown positions 'rotary'"),
           (dict(hid_dim="wide"), "hid_dim must be int")]
 SMALL = dict(hid_dim=16, enc_layers=1, dec_layers=2, enc_heads=2, dec_heads=4, enc_pf_dim=8,
              dec_pf_dim=12, max_length=9)

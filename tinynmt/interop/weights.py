@@ -6,6 +6,8 @@
 Export writes every weight under its PyTorch state_dict name (tinynmt's names are the
 tutorial's), tied embeddings as one copy per name (safetensors refuses shared memory), and
 the config, vocabularies and tokenizer as metadata, so the file imports back on its own.
+Fixed sinusoidal positions go out as the learned table that computes the same
+(`pos_embedding.weight`), and come back fixed when both tables are still those sinusoids.
 Import reads a `torch.save`d state_dict (weights_only=True) or a safetensors file, takes the
 sizes from the tensor shapes and the heads from the arguments, the metadata or the
 vocabularies' checkpoint, ties the embeddings again where the copies are bit-identical, and
@@ -23,6 +25,7 @@ from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.config import Config, ConfigError
 from ..data import PAD_IDX, DataError, Vocab, tokenizer_from_dict
 from ..nn import build_transformer
+from ..nn.layers import sinusoid_table
 
 USAGE_ERROR = 2
 FORMAT = "tinynmt.safetensors"
@@ -51,12 +54,33 @@ def tied_names(model):
     return list(TIED if enc.tok_embedding.weight is dec.tok_embedding.weight else TIED[:2])
 
 
+POSITION_TABLES = ("encoder.pos_embedding.weight", "decoder.pos_embedding.weight")
+
+
+def tutorial_state_dict(model):
+    """state_dict() under the tutorial's PyTorch names, fixed sinusoidal positions included: their
+    table as `pos_embedding.weight`, the learned table that computes the same."""
+    state = model.state_dict()
+    for name, side in zip(POSITION_TABLES, (model.encoder, model.decoder)):
+        if name not in state:
+            state[name] = sinusoid_table(side.pos_embedding.num_embeddings, side.pos_embedding.embedding_dim)
+    return state
+
+
+def positions_of(weights):
+    """"sinusoidal" when both position tables are the fixed sinusoids bit for bit (tinynmt's export
+    of such a model), else "learned" (the tutorial's, or sinusoids trained further in PyTorch)."""
+    fixed = all(np.array_equal(weights[name], sinusoid_table(*weights[name].shape))
+                for name in POSITION_TABLES)
+    return "sinusoidal" if fixed else "learned"
+
+
 # ----- export
 
 def export_safetensors(checkpoint, out):
     """Write a checkpoint's weights (one copy per name) and context to a safetensors file."""
     ckpt = load_checkpoint(checkpoint)
-    tensors = ckpt.model.state_dict()     # a fresh copy per name: tied names share no memory
+    tensors = tutorial_state_dict(ckpt.model)     # a fresh copy per name: tied names share no memory
     check_finite(ckpt.path, tensors)
     metadata = {"format": FORMAT, "version": "1", "config": ckpt.config.to_dict(),
                 "src_vocab": ckpt.src_vocab.to_dict(), "trg_vocab": ckpt.trg_vocab.to_dict(),
@@ -239,10 +263,13 @@ def import_weights(path, out, vocab_from=None, heads=None):
         where = f"metadata of {path}"
     base, src_vocab, trg_vocab, tokenizer = context
     sizes = sizes_from_shapes(path, weights, heads)
+    positions = positions_of(weights)
+    if positions == "sinusoidal":     # fixed: rebuilt from the formula, not loaded
+        weights = {k: v for k, v in weights.items() if k not in POSITION_TABLES}
     tied = tie_from_copies(weights) if TIED[1] in weights else []
     max_len = base.max_len if base.max_len is None or base.max_len <= sizes["max_length"] else None
     try:
-        config = base.replace(**sizes, max_len=max_len, tie_embeddings=bool(tied),
+        config = base.replace(**sizes, positions=positions, max_len=max_len, tie_embeddings=bool(tied),
                               share_vocab=len(tied) == 3 if tied else base.share_vocab)
     except ConfigError as err:
         raise ExportError(f"{path}: {err}") from None

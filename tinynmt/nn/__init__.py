@@ -1,7 +1,7 @@
 """Layers, losses and the tutorial's Transformer, composed from autograd ops."""
 from . import init
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
-from .layers import Dropout, Embedding, LayerNorm, Linear, set_dropout_generator
+from .layers import Dropout, Embedding, LayerNorm, Linear, SinusoidalPositions, set_dropout_generator
 from .loss import CrossEntropyLoss, teacher_forced_logits, teacher_forced_loss
 from .module import Module, ModuleList, Parameter
 from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer, ModelConfig, Seq2Seq, build_transformer, tie_embedding_weights)
@@ -9,5 +9,5 @@ from .transformer import (Decoder, DecoderLayer, Encoder, EncoderLayer, ModelCon
 __all__ = ["CrossEntropyLoss", "Decoder", "DecoderLayer", "Dropout", "Embedding",
            "Encoder", "EncoderLayer", "LayerNorm", "Linear", "ModelConfig", "Module", "ModuleList",
            "MultiHeadAttentionLayer", "Parameter", "PositionwiseFeedforwardLayer", "Seq2Seq",
-           "build_transformer", "init", "set_dropout_generator", "teacher_forced_logits",
+           "SinusoidalPositions", "build_transformer", "init", "set_dropout_generator", "teacher_forced_logits",
            "teacher_forced_loss", "tie_embedding_weights"]

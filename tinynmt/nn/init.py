@@ -63,7 +63,7 @@ def initialize_weights(model, generator, scheme="tutorial"):
 def fairseq_init(model, generator):
     """fairseq's Transformer init, for its recipes: layers' defaults (PyTorch's, which the
     feed-forward layers keep), then
-    - token and position embeddings N(0, 1/D), each token table's padding row 0;
+    - token and (learned) position embeddings N(0, 1/D), each token table's padding row 0;
     - attention: fc_q, fc_k, fc_v xavier_uniform_ with gain 1/sqrt(2), fc_o xavier_uniform_
       with its bias 0;
     - the decoder's output layer N(0, 1/D) with its bias 0 (fairseq's has none).
@@ -77,7 +77,8 @@ def fairseq_init(model, generator):
         std = side.tok_embedding.embedding_dim ** -0.5
         normal_(side.tok_embedding.weight, generator, std=std)
         side.tok_embedding.weight.data[pad] = 0
-        normal_(side.pos_embedding.weight, generator, std=std)
+        if side.pos_embedding.parameters():                  # learned positions (sinusoids are fixed)
+            normal_(side.pos_embedding.weight, generator, std=std)
     for module in model.modules():
         if isinstance(module, MultiHeadAttentionLayer):
             for fc in (module.fc_q, module.fc_k, module.fc_v):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..autograd import Tensor, dropout, embedding, layer_norm, linear
-from ..backend import Generator, to_device
+from ..backend import Generator, device_of, to_device
 from . import init
 from .module import Module, Parameter
 
@@ -58,6 +58,33 @@ class Embedding(Module):
         if isinstance(ids, np.ndarray):            # validated on the host, before any GPU copy
             check_ids(ids, self.num_embeddings, "Embedding")
         return embedding(to_device(ids, self.weight.device), self.weight)  # (..., D)
+
+
+def sinusoid_table(num_positions, dim):
+    """Vaswani et al.'s fixed position vectors (num_positions, D), float32: column 2i of row p
+    holds sin(p / 10000^(2i/D)), column 2i+1 the cosine of the same angle."""
+    pair = np.arange(dim) // 2 * 2                                          # 0, 0, 2, 2, 4, ...
+    angle = np.arange(num_positions)[:, None] / 10000.0 ** (pair / dim)     # (P, D), float64
+    return np.where(np.arange(dim) % 2 == 0, np.sin(angle), np.cos(angle)).astype(np.float32)
+
+
+class SinusoidalPositions(Module):
+    """Embedding's interface over a fixed table: ids (...) -> rows of sinusoid_table (..., D).
+    Nothing to train, so nothing in parameters() or state_dict()."""
+
+    def __init__(self, num_embeddings, embedding_dim):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.tables = {"cpu": sinusoid_table(num_embeddings, embedding_dim)}   # device -> (P, D)
+
+    def forward(self, ids):
+        ids = ids.data if isinstance(ids, Tensor) else ids
+        if isinstance(ids, np.ndarray):
+            check_ids(ids, self.num_embeddings, "SinusoidalPositions")
+        device = device_of(ids)
+        if device not in self.tables:                      # copied to a device once, on first use
+            self.tables[device] = to_device(self.tables["cpu"], device)
+        return Tensor(self.tables[device][ids])            # (..., D), a constant: no gradient
 
 
 class LayerNorm(Module):

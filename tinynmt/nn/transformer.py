@@ -10,6 +10,12 @@ Layer norms: the article's layers have one `layer_norm` used after every sublaye
 (`self_attn_layer_norm`, `enc_attn_layer_norm`, `ff_layer_norm`: layer_norms="separate"),
 so the weights of either version load under their own names.
 
+Positions: the tutorial learns them (`pos_embedding` an Embedding, positions="learned");
+positions="sinusoidal" puts Vaswani et al.'s fixed sin/cos table in its place (layers.py:
+SinusoidalPositions), as fairseq's Transformer does. fairseq's table differs only in layout
+(the sines in the first half, the cosines in the second, frequencies 10000^(-i/(D/2-1))) and
+starts at position 2 (after its padding index); neither changes what the model can learn.
+
 The forwards are the tutorial's and know nothing of decoding: tinynmt/decoding/incremental.py
 runs the decoder one position at a time by calling these modules' pieces (`embed` from a
 position, each layer's attentions through the key/value caches of tinynmt/decoding/cache.py,
@@ -35,11 +41,12 @@ from ..backend import get_array_module, to_device
 from ..options import ConfigError, check_fields, one_of, option, positive, probability
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
 from .init import INITS, initialize_weights
-from .layers import Dropout, Embedding, LayerNorm, Linear, check_ids
+from .layers import Dropout, Embedding, LayerNorm, Linear, SinusoidalPositions, check_ids
 from .module import Module, ModuleList
 
 
 LAYER_NORMS = ("shared", "separate")   # the article's one norm per layer, or the later notebook's
+POSITIONS = ("learned", "sinusoidal")  # the tutorial's trained table, or Vaswani et al.'s fixed one
 
 
 def check_layer_norms(layer_norms):
@@ -65,6 +72,9 @@ class ModelConfig:
     dec_dropout: float = option(0.1, "decoder dropout probability", probability)
     max_length: int = option(100, "positions the model can embed (longest sentence, <sos>/<eos> "
                                   "included)", positive)
+    positions: str = option("learned", "position vectors: learned (the tutorial's pos_embedding, trained "
+                                       "with the model) or sinusoidal (Vaswani et al.'s fixed sin/cos "
+                                       "table, fairseq's default)", one_of(POSITIONS))
     share_vocab: bool = option(False, "one vocabulary built from both languages' training text "
                                       "(with --tie-embeddings the encoder shares it too)")
     tie_embeddings: bool = option(False, "the decoder's output layer uses its embedding matrix "
@@ -117,6 +127,15 @@ def sublayer_dropouts(dropout, attention_dropout, activation_dropout):
             dropout if activation_dropout is None else activation_dropout)
 
 
+def position_embedding(positions, max_length, hid_dim):
+    """A side's `pos_embedding`: a trained Embedding (the tutorial's) or the fixed sinusoids."""
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
+    if positions == "sinusoidal":
+        return SinusoidalPositions(max_length, hid_dim)
+    return Embedding(max_length, hid_dim)
+
+
 def position_ids(side, length, what):
     """Positions 0 .. length-1 (L,) on the device of `side` (an Encoder or Decoder); a
     ValueError naming its max_length when the sentence is longer."""
@@ -155,11 +174,12 @@ class EncoderLayer(Module):
 
 class Encoder(Module):
     def __init__(self, input_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100,
-                 layer_norms="shared", attention_dropout=None, activation_dropout=None):
+                 layer_norms="shared", attention_dropout=None, activation_dropout=None,
+                 positions="learned"):
         super().__init__()
         self.max_length = max_length
         self.tok_embedding = Embedding(input_dim, hid_dim)
-        self.pos_embedding = Embedding(max_length, hid_dim)
+        self.pos_embedding = position_embedding(positions, max_length, hid_dim)
         self.layers = ModuleList(EncoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms,
                                               attention_dropout, activation_dropout)
                                  for _ in range(n_layers))
@@ -202,11 +222,12 @@ class DecoderLayer(Module):
 
 class Decoder(Module):
     def __init__(self, output_dim, hid_dim, n_layers, n_heads, pf_dim, dropout, max_length=100,
-                 layer_norms="shared", attention_dropout=None, activation_dropout=None):
+                 layer_norms="shared", attention_dropout=None, activation_dropout=None,
+                 positions="learned"):
         super().__init__()
         self.max_length = max_length
         self.tok_embedding = Embedding(output_dim, hid_dim)
-        self.pos_embedding = Embedding(max_length, hid_dim)
+        self.pos_embedding = position_embedding(positions, max_length, hid_dim)
         self.layers = ModuleList(DecoderLayer(hid_dim, n_heads, pf_dim, dropout, layer_norms,
                                               attention_dropout, activation_dropout)
                                  for _ in range(n_layers))
@@ -289,8 +310,8 @@ def build_transformer(src_vocab_size, trg_vocab_size, src_pad_idx, trg_pad_idx, 
     embeddings if config.tie_embeddings (see tie_embedding_weights)."""
     c = ModelConfig() if config is None else config
     enc = Encoder(src_vocab_size, c.hid_dim, c.enc_layers, c.enc_heads, c.enc_pf_dim, c.enc_dropout,
-                  c.max_length, c.layer_norms, c.attention_dropout, c.activation_dropout)
+                  c.max_length, c.layer_norms, c.attention_dropout, c.activation_dropout, c.positions)
     dec = Decoder(trg_vocab_size, c.hid_dim, c.dec_layers, c.dec_heads, c.dec_pf_dim, c.dec_dropout,
-                  c.max_length, c.layer_norms, c.attention_dropout, c.activation_dropout)
+                  c.max_length, c.layer_norms, c.attention_dropout, c.activation_dropout, c.positions)
     model = initialize_weights(Seq2Seq(enc, dec, src_pad_idx, trg_pad_idx), np.random.default_rng(seed), c.init)
     return tie_embedding_weights(model, c.share_vocab) if c.tie_embeddings else model

@@ -11,14 +11,17 @@ loads it into tinynmt/interop/torch_reference.py's classes. Tied embeddings (one
 two or three names in tinynmt) are written as one separate copy per name, because
 safetensors refuses tensors that share memory: PyTorch loads them untied; the metadata's
 "tied" entry lists the names. The metadata (`__metadata__`, JSON strings) also holds the
-config, both vocabularies and the tokenizer, so the file imports back on its own.
+config, both vocabularies and the tokenizer, so the file imports back on its own. A model with
+fixed sinusoidal positions (--positions sinusoidal) writes their table as each side's
+`pos_embedding.weight`, the learned table that computes the same.
 
 Import reads a tutorial state_dict saved by `torch.save(model.state_dict(), path)`
 (needs PyTorch; loaded with weights_only=True, never unpickling code) or a safetensors
 file (no PyTorch needed). Model sizes come from the tensor shapes; heads cannot, so they
 are --heads, else the file's metadata, else --vocab-from's config (the model the
 vocabularies were trained with, not a guess). The embeddings are tied again where the
-copies are bit-identical. Vocabularies come from --vocab-from (a tinynmt checkpoint), else
+copies are bit-identical; the positions stay fixed where both tables are still the
+sinusoids bit for bit. Vocabularies come from --vocab-from (a tinynmt checkpoint), else
 the file's metadata. Weights that are not finite (nan, inf) are refused both ways. --to is
 written atomically (a temporary file moved over it) and may not be a file read. Any
 mismatch: `error: ...`, exit status 2; a file that cannot be written: `error: ...`, exit
