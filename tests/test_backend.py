@@ -183,3 +183,34 @@ def test_keep_freed_memory_applies_on_glibc():
         pytest.skip("glibc only")
     with fast.use_fast(True):
         assert keep_freed_memory() is True
+
+
+REUSE_SCRIPT = """
+import resource
+import numpy as np
+from tinynmt.fast.cpu import keep_freed_memory
+keep_freed_memory()
+a = np.ones(100 << 18, np.float32); del a        # 100 MiB: over glibc's largest mmap threshold
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    a = np.ones(100 << 18, np.float32); del a
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.parametrize("plain", ["0", "1"])
+def test_kept_memory_serves_a_block_over_32_mib_again_without_page_faults(plain):
+    """The tiny recipe's logits (160 MB) reuse their pages; glibc's defaults map fresh ones."""
+    import os
+    import platform
+    import subprocess
+    from pathlib import Path
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    env = dict(os.environ, TINYNMT_PLAIN=plain, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    faults = int(subprocess.run([sys.executable, "-c", REUSE_SCRIPT], env=env, capture_output=True,
+                                text=True, check=True).stdout)
+    if plain == "0":
+        assert faults < 20
+    else:                 # the measurement can tell: three fresh 100 MiB maps, 4 KiB or 2 MiB pages
+        assert faults >= 3 * 50

@@ -22,8 +22,11 @@ def keep_freed_memory():
     """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the OS.
 
     Plain: glibc's defaults. A training step allocates and frees the same large temporaries
-    (logits, gradients) at every step; by default each is a fresh mmap whose pages fault on
-    first touch, which cost 10-25% of a CPU step (benchmarks/RESULTS.md, "Allocator").
+    (logits, gradients) at every step; by default each is a fresh mmap whose pages the kernel
+    zeroes on first touch, which cost 10-25% of a tutorial step (benchmarks/RESULTS.md,
+    "Allocator"). Raising the mmap threshold stops at 32 MiB, the most glibc accepts, and the
+    tiny recipe's logits are larger (4,096 tokens x 9,725 words x 4 bytes = 160 MB): mmap is
+    turned off altogether (M_MMAP_MAX 0), so every block comes from the heap and stays there.
     Process-wide, so the programs call it, not the library; returns False where it does not
     apply (no glibc) and, doing nothing, when the switch is off (TINYNMT_PLAIN=1). Once set it
     stays set: `use_fast(False)` later does not undo it.
@@ -34,8 +37,9 @@ def keep_freed_memory():
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -2, -3, -4
     return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)       # the largest glibc accepts
+                and libc.mallopt(M_MMAP_MAX, 0)                # larger blocks too: no mmap at all
                 and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
                 and libc.mallopt(M_TOP_PAD, 256 << 20))
 
