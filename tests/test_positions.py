@@ -6,13 +6,12 @@ import pytest
 from tinynmt import no_grad
 from tinynmt.autograd import gradcheck
 from tinynmt.backend import to_numpy
-from tinynmt.nn import CrossEntropyLoss, ModelConfig, SinusoidalPositions, build_transformer
+from tinynmt.nn import ModelConfig, SinusoidalPositions, build_transformer
 from tinynmt.nn.layers import sinusoid_table
-from tinynmt.optim import Adam, clip_grad_norm_
 from tinynmt.programs.train import build_parser
 from tinynmt.training.config import Config, ConfigError
 
-from test_model import BOS, PAD, SRC_V, TRG_V, loss_fn, padded_batch, reverse_batch, to_float64
+from test_model import PAD, SRC_V, TRG_V, assert_learns_to_reverse, loss_fn, padded_batch, to_float64
 
 D = 16
 
@@ -66,27 +65,7 @@ def test_every_parameter_gradchecks_and_the_sinusoids_reach_the_encoder(rng):
 
 def test_a_sinusoidal_model_learns_to_reverse_its_input():
     """Reversal needs positions: the fixed table alone has to carry them."""
-    m = build_transformer(SRC_V, SRC_V, PAD, PAD, ModelConfig(
-        hid_dim=32, enc_layers=1, dec_layers=1, enc_heads=4, dec_heads=4, enc_pf_dim=64, dec_pf_dim=64,
-        enc_dropout=0.0, dec_dropout=0.0, max_length=10, positions="sinusoidal"), seed=0)
-    optimizer, criterion = Adam(m.parameters(), lr=5e-3), CrossEntropyLoss(ignore_index=PAD)
-    rng = np.random.default_rng(0)
-    for _ in range(500):
-        src, trg = reverse_batch(rng)
-        logits, _ = m(src, trg[:, :-1])
-        loss = criterion(logits.reshape(-1, SRC_V), trg[:, 1:].reshape(-1))
-        optimizer.zero_grad()
-        loss.backward()
-        clip_grad_norm_(m.parameters(), 1.0)
-        optimizer.step()
-    src, trg = reverse_batch(np.random.default_rng(99), size=16)
-    out = np.full((16, 1), BOS)
-    with no_grad():
-        m.eval()
-        for _ in range(trg.shape[1] - 1):
-            logits, _ = m(src, out)
-            out = np.concatenate([out, to_numpy(logits.data[:, -1].argmax(-1))[:, None]], 1)
-    np.testing.assert_array_equal(out, trg)
+    assert_learns_to_reverse(positions="sinusoidal")
 
 
 def test_the_flag_builds_either_and_refuses_others():
