@@ -12,9 +12,9 @@ so the weights of either version load under their own names.
 
 Positions: the tutorial learns them (`pos_embedding` an Embedding, positions="learned");
 positions="sinusoidal" puts Vaswani et al.'s fixed sin/cos table in its place (layers.py:
-SinusoidalPositions), as fairseq's Transformer does. fairseq's table differs only in layout
-(the sines in the first half, the cosines in the second, frequencies 10000^(-i/(D/2-1))) and
-starts at position 2 (after its padding index); neither changes what the model can learn.
+SinusoidalPositions), as fairseq's Transformer does. fairseq's own table puts the sines in
+the first half and the cosines in the second, spaces its frequencies 10000^(-i/(D/2-1)) rather
+than 10000^(-2i/D), and starts at position 2 (after its padding index).
 
 The forwards are the tutorial's and know nothing of decoding: tinynmt/decoding/incremental.py
 runs the decoder one position at a time by calling these modules' pieces (`embed` from a
