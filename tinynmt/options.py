@@ -63,6 +63,14 @@ def length_ratio(name, value):
     return None if 1 <= value <= BIGGEST else f"{name} must be in [1, {BIGGEST:,}], got {value}"
 
 
+def check_choice(name, value, choices):
+    """`value` if it is one of `choices`, else a ValueError naming them: the check of a layer's
+    or builder's string argument, where no Config (and its one_of limit) stands in front."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def one_of(choices):
     """A limit: the value is one of `choices`."""
     def check(name, value):

@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from ..backend import to_device
+from ..options import check_choice
 
 
 def _fill(param, values):
@@ -47,9 +48,7 @@ def initialize_weights(model, generator, scheme="tutorial"):
     fairseq: fairseq's Transformer (fairseq_init). Every draw comes from `generator`, so one
     seed fixes the whole model.
     """
-    if scheme not in INITS:
-        raise ValueError(f"init must be one of {', '.join(INITS)}, got {scheme!r}")
-    if scheme == "fairseq":
+    if check_choice("init", scheme, INITS) == "fairseq":
         return fairseq_init(model, generator)
     for module in model.modules():
         if hasattr(module, "reset_parameters"):

@@ -38,7 +38,7 @@ from typing import Optional
 import numpy as np
 
 from ..backend import get_array_module, to_device
-from ..options import ConfigError, check_fields, one_of, option, positive, probability
+from ..options import ConfigError, check_choice, check_fields, one_of, option, positive, probability
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
 from .init import INITS, initialize_weights
 from .layers import Dropout, Embedding, LayerNorm, Linear, SinusoidalPositions, check_ids
@@ -47,13 +47,6 @@ from .module import Module, ModuleList
 
 LAYER_NORMS = ("shared", "separate")   # the article's one norm per layer, or the later notebook's
 POSITIONS = ("learned", "sinusoidal")  # the tutorial's trained table, or Vaswani et al.'s fixed one
-
-
-def check_layer_norms(layer_norms):
-    """The layer_norms value if it is one of LAYER_NORMS, else a ValueError naming them."""
-    if layer_norms not in LAYER_NORMS:
-        raise ValueError(f"layer_norms must be one of {', '.join(LAYER_NORMS)}, got {layer_norms!r}")
-    return layer_norms
 
 
 @dataclass
@@ -113,7 +106,7 @@ def add_layer_norms(layer, layer_norms, names, make_norm):
     """Give `layer` one `layer_norm` used after every sublayer (layer_norms="shared", the
     article's) or one norm per sublayer under `names` (the later notebook's); return the
     attribute names in sublayer order."""
-    if check_layer_norms(layer_norms) == "shared":
+    if check_choice("layer_norms", layer_norms, LAYER_NORMS) == "shared":
         layer.layer_norm = make_norm()
         return ("layer_norm",) * len(names)
     for name in names:
@@ -129,9 +122,7 @@ def sublayer_dropouts(dropout, attention_dropout, activation_dropout):
 
 def position_embedding(positions, max_length, hid_dim):
     """A side's `pos_embedding`: a trained Embedding (the tutorial's) or the fixed sinusoids."""
-    if positions not in POSITIONS:
-        raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
-    if positions == "sinusoidal":
+    if check_choice("positions", positions, POSITIONS) == "sinusoidal":
         return SinusoidalPositions(max_length, hid_dim)
     return Embedding(max_length, hid_dim)
 
