@@ -3,6 +3,7 @@ give the same numbers with the tricks on and off."""
 import os
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,32 @@ def test_the_whole_model_gives_the_same_loss_and_gradients(rng, label_smoothing)
     fast_result, plain_result = on_both_paths(run)
     assert len(fast_result) > 30 and all(np.abs(g).max() > 0 for g in fast_result[1:])
     assert_same(fast_result, plain_result, rtol=1e-4, atol=1e-6)
+
+
+def test_the_loss_computes_no_logits_for_padding(rng):
+    from tinynmt.nn import CrossEntropyLoss, teacher_forced_logits, teacher_forced_loss
+    model = tiny_model()
+    src, trg = rng.integers(2, 20, (8, 9)), rng.integers(2, 18, (8, 7))
+    trg[1, 4:] = trg[5, 2:] = 1                                   # 3 + 5 padded targets
+    logits, target = fast.scored_logits(model, src, trg, 1)
+    all_logits, all_target = teacher_forced_logits(model, src, trg)
+    keep = all_target != 1
+    assert logits.shape == (8 * 6 - 8, 18) and keep.sum() == 8 * 6 - 8
+    np.testing.assert_array_equal(target, all_target[keep])
+    np.testing.assert_allclose(logits.numpy(), all_logits.numpy()[keep], rtol=1e-5, atol=1e-6)
+    # a criterion that scores padding gets every position, whichever path runs
+    scores_pad = CrossEntropyLoss(ignore_index=-100)
+    expected = scores_pad(all_logits, all_target).numpy()
+    for fast_on in (True, False):
+        with fast.plain() if not fast_on else nullcontext():
+            np.testing.assert_allclose(teacher_forced_loss(model, scores_pad, src, trg).numpy(), expected, rtol=1e-6)
+
+
+def test_a_batch_of_padding_alone_gives_zero_loss_and_gradients(rng):
+    from tinynmt.nn import CrossEntropyLoss, teacher_forced_loss
+    model = tiny_model()
+    src, trg = rng.integers(2, 20, (3, 5)), np.full((3, 4), 1)
+    trg[:, 0] = 2                                                 # <sos>, then padding only
+    loss = teacher_forced_loss(model, CrossEntropyLoss(ignore_index=1), src, trg)
+    loss.backward()
+    assert loss.numpy() == 0 and all(not np.any(p.grad) for p in model.parameters() if p.grad is not None)

@@ -71,22 +71,25 @@ def test_keep_freed_memory_does_nothing_when_the_switch_is_off(monkeypatch):
 @pytest.mark.parametrize("n_rows", [0, 10, 69])
 def test_softmax_rows_blocked_equals_the_plain_formula(xp, rng, block_rows, n_rows):
     logits = rng.standard_normal((n_rows, 13)) * 5
-    probs, row_max, total = fast.softmax_rows_blocked(xp, xp.asarray(logits), block_rows)
+    probs, row_max, total, row_mean = fast.softmax_rows_blocked(xp, xp.asarray(logits), block_rows, row_means=True)
     expected = np.exp(logits - logits.max(axis=1, keepdims=True, initial=-np.inf))
+    np.testing.assert_allclose(to_numpy(row_mean), logits.sum(axis=1) / 13, rtol=1e-14)
+    assert fast.softmax_rows_blocked(xp, xp.asarray(logits), block_rows)[3] is None
     np.testing.assert_allclose(to_numpy(row_max), logits.max(axis=1, initial=-np.inf), rtol=0)
     np.testing.assert_allclose(to_numpy(total), expected.sum(axis=1), rtol=1e-14)
     np.testing.assert_allclose(to_numpy(probs), expected / expected.sum(axis=1, keepdims=True), rtol=1e-14)
 
 
+@pytest.mark.parametrize("block_rows", [1, 4, 32])
 @pytest.mark.parametrize("e", [0.0, 0.1])
-def test_cross_entropy_grad_in_place_equals_the_plain_lines(xp, rng, e):
+def test_cross_entropy_grad_in_place_equals_the_plain_lines(xp, rng, e, block_rows):
     probs = rng.dirichlet(np.ones(9), size=6)                    # (6, 9) rows that sum to 1
     target, scale = np.array([0, 8, 3, 3, 1, 0]), rng.uniform(0, 1, 6)
     plain = probs - e / 9
     plain[np.arange(6), target] -= 1 - e
     plain *= scale[:, None]
     given = xp.asarray(probs)
-    d = fast.cross_entropy_grad_in_place(given, xp.arange(6), xp.asarray(target), e, xp.asarray(scale))
+    d = fast.cross_entropy_grad_in_place(given, xp.arange(6), xp.asarray(target), e, xp.asarray(scale), block_rows)
     assert d is given                                            # written over probs
     np.testing.assert_allclose(to_numpy(d), plain, rtol=1e-13, atol=1e-16)
 

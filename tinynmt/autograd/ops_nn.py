@@ -65,16 +65,16 @@ class Linear(Function):
 
     PyTorch's F.linear, the layer's textbook lines on the N rows of x: Y = X W^T + b, and
     dX = G W, dW = G^T X, db = the sum of G's rows (weight's gradient in weight's layout).
+    `@` rather than np.dot, which zero-fills its output before the BLAS call writes it.
     """
 
     def forward(self, x, weight, bias=None):
         if x.shape[-1] != weight.shape[1]:
             raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape "
                              f"{weight.shape} (need (..., {weight.shape[1]}))")
-        xp = get_array_module(x)
         self.x, self.weight = x, weight
         x2 = x.reshape(-1, x.shape[-1])                              # (N, in)
-        y = xp.dot(x2, weight.T)                                     # (N, in) @ (in, out) -> (N, out)
+        y = x2 @ weight.T                                            # (N, in) @ (in, out) -> (N, out)
         if bias is not None:
             y += bias                                                # in place: y is this op's own array
         return y.reshape(*x.shape[:-1], weight.shape[0])             # (..., out)
@@ -85,9 +85,9 @@ class Linear(Function):
         g2 = grad.reshape(-1, grad.shape[-1])                        # (N, out)
         grad_x = grad_w = grad_b = None
         if self.needs_input_grad[0]:
-            grad_x = xp.dot(g2, self.weight).reshape(self.x.shape)   # (N, out) @ (out, in)
+            grad_x = (g2 @ self.weight).reshape(self.x.shape)        # (N, out) @ (out, in)
         if self.needs_input_grad[1]:
-            grad_w = xp.dot(g2.T, self.x.reshape(-1, self.x.shape[-1]))  # (out, N) @ (N, in)
+            grad_w = g2.T @ self.x.reshape(-1, self.x.shape[-1])     # (out, N) @ (N, in)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             if fast.enabled():                                       # as ones(N) @ g2
                 grad_b = fast.sum_rows(xp, g2)
@@ -155,17 +155,18 @@ class CrossEntropy(Function):
         safe_target = xp.where(valid, target, 0)
         rows = xp.arange(n_rows)
         if fast.enabled():                                           # in cache-sized row blocks
-            probs, row_max, total = fast.softmax_rows_blocked(xp, logits)
+            probs, row_max, total, row_mean = fast.softmax_rows_blocked(xp, logits, row_means=bool(label_smoothing))
         else:
             row_max = logits.max(axis=1)                             # (N,): exp cannot overflow
             exps = xp.exp(logits - row_max[:, None])                 # (N, V)
             total = exps.sum(axis=1)                                 # (N,)
             probs = exps / total[:, None]                            # (N, V)
+            row_mean = logits.mean(axis=1)                           # (N,), for label smoothing
         target_logit = logits[rows, safe_target] - row_max          # shifted as in the softmax, (N,)
         log_total = xp.log(total)
         nll = log_total - target_logit                               # -log p(target), (N,)
         if label_smoothing:
-            uniform = log_total - (logits.mean(axis=1) - row_max)    # -mean log p, (N,)
+            uniform = log_total - (row_mean - row_max)               # -mean log p, (N,)
             nll = (1 - label_smoothing) * nll + label_smoothing * uniform
         count = xp.maximum(valid.sum(), 1).astype(logits.dtype)
         self.probs, self.rows, self.target = probs, rows, safe_target

@@ -4,7 +4,7 @@ The engine, the ops and the backend are written in plain NumPy. Where a faster f
 runs instead, the op says so at that spot, with the plain lines right below it:
 
     if fast.enabled():
-        probs, row_max, total = fast.softmax_rows_blocked(xp, logits)
+        probs, row_max, total, row_mean = fast.softmax_rows_blocked(xp, logits)
     else:
         row_max = logits.max(axis=1)
         ...
@@ -21,7 +21,8 @@ benchmarks/bench_fast.py times each trick against its plain lines.
 | keep_freed_memory (allocator) | the programs | glibc's defaults |
 | return_freed_memory | training/build.py, after loading a prepared corpus | nothing (the loading's freed temporaries stay resident) |
 | keep_mask_from_bits | backend.Generator.keep_mask | `random(shape) >= p` |
-| softmax_rows_blocked, cross_entropy_grad_in_place | ops_nn.CrossEntropy | one-block softmax, new arrays |
+| softmax_rows_blocked, cross_entropy_grad_in_place | ops_nn.CrossEntropy | one-block softmax, new arrays, two passes |
+| scored_logits | nn.teacher_forced_loss | teacher_forced_logits: logits for padding too |
 | layer_norm_forward/_backward, sum_rows | ops_nn.LayerNorm, ops_nn.Linear | `.mean(axis=-1)`, `.sum(axis=0)` |
 | folds, matmul_folded(_grads) | ops_matmul.MatMul | `a @ b`, `unbroadcast(...)` |
 | host_scalar | tensor.Tensor._pair | `xp.asarray(value, dtype)` (on CuPy: one upload per number) |
@@ -46,10 +47,11 @@ from .grad_sums import InPlaceSums
 from .matmul import folds, matmul_folded, matmul_folded_grads
 from .rowstats import layer_norm_backward, layer_norm_forward, sum_rows
 from .scalars import host_scalar
+from .scored import scored_logits
 from .switch import enabled, plain, use_fast
 
 __all__ = ["CE_BLOCK_ROWS", "InPlaceSums", "cross_entropy_grad_in_place", "enabled", "folds",
            "host_scalar", "keep_freed_memory", "keep_mask_from_bits", "layer_norm_backward",
            "layer_norm_forward", "matmul_folded", "matmul_folded_grads", "plain",
-           "return_freed_memory", "scale_kept", "scatter_add_sorted", "softmax_rows_blocked",
+           "return_freed_memory", "scale_kept", "scatter_add_sorted", "scored_logits", "softmax_rows_blocked",
            "sum_rows", "top_k_blocked", "use_fast"]

@@ -3,6 +3,7 @@ is tinynmt/training/rdrop.py).
 
 Legend: B batch, S source length, T target length, V target vocabulary, N target positions.
 """
+from .. import fast
 from ..autograd import Tensor, cross_entropy
 from ..backend import to_device
 
@@ -36,5 +37,7 @@ def teacher_forced_logits(model, src, trg):
 
 def teacher_forced_loss(model, criterion, src, trg):
     """The tutorial's loss: the model reads trg[:, :-1] and is scored on predicting trg[:, 1:]."""
+    if fast.enabled() and criterion.ignore_index == model.trg_pad_idx:   # no logits for padding
+        return criterion(*fast.scored_logits(model, src, trg, model.trg_pad_idx))
     return criterion(*teacher_forced_logits(model, src, trg))
 

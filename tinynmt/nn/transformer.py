@@ -37,7 +37,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..backend import get_array_module, to_device
+from ..backend import device_of, get_array_module, to_device
 from ..options import ConfigError, check_choice, check_fields, one_of, option, positive, probability
 from .attention import MultiHeadAttentionLayer, PositionwiseFeedforwardLayer
 from .init import INITS, initialize_weights
@@ -226,11 +226,14 @@ class Decoder(Module):
         self.dropout = Dropout(dropout)
         self.scale = math.sqrt(hid_dim)
 
-    def forward(self, trg, enc_src, trg_mask, src_mask):
-        """trg (B, T) ids -> logits (B, T, V), last layer's attention (B, H, T, S)"""
+    def forward(self, trg, enc_src, trg_mask, src_mask, rows=None):
+        """trg (B, T) ids -> logits (B, T, V), last layer's attention (B, H, T, S); with rows,
+        integer ids into the B * T positions (row-major), the logits of those alone (M, V)."""
         trg = embed(self, trg, position_ids(self, trg.shape[1], "target"))   # (B, T, D)
         for layer in self.layers:
             trg, attention = layer(trg, enc_src, trg_mask, src_mask)
+        if rows is not None:
+            trg = trg.reshape(-1, trg.shape[-1])[rows]                      # (M, D)
         return self.fc_out(trg), attention
 
 
@@ -269,11 +272,13 @@ class Seq2Seq(Module):
         src_mask = self.make_src_mask(src)
         return self.encoder(src, src_mask), src_mask
 
-    def forward(self, src, trg):
-        """src (B, S), trg (B, T) ids -> logits (B, T, V), attention (B, H, T, S)"""
+    def forward(self, src, trg, rows=None):
+        """src (B, S), trg (B, T) ids -> logits (B, T, V), attention (B, H, T, S); rows: only
+        those of the B * T target positions get logits, (M, V) (Decoder.forward)."""
         enc_src, src_mask = self.encode(src)
         trg = self.to_model_device(trg, self.decoder.tok_embedding, "target")
-        return self.decoder(trg, enc_src, self.make_trg_mask(trg), src_mask)
+        rows = None if rows is None else to_device(rows, device_of(trg))
+        return self.decoder(trg, enc_src, self.make_trg_mask(trg), src_mask, rows)
 
 
 def tie_embedding_weights(model, share_encoder=False):
