@@ -226,6 +226,9 @@ def test_the_loss_computes_no_logits_for_padding(rng):
     for fast_on in (True, False):
         with fast.plain() if not fast_on else nullcontext():
             np.testing.assert_allclose(teacher_forced_loss(model, scores_pad, src, trg).numpy(), expected, rtol=1e-6)
+            # a criterion of the user's own, a plain function, gets every position too
+            mean_logit = teacher_forced_loss(model, lambda logits, target: logits.mean(), src, trg)
+            np.testing.assert_allclose(mean_logit.numpy(), all_logits.numpy().mean(), rtol=1e-5)
 
 
 def test_a_batch_of_padding_alone_gives_zero_loss_and_gradients(rng):

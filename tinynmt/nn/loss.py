@@ -37,7 +37,8 @@ def teacher_forced_logits(model, src, trg):
 
 def teacher_forced_loss(model, criterion, src, trg):
     """The tutorial's loss: the model reads trg[:, :-1] and is scored on predicting trg[:, 1:]."""
-    if fast.enabled() and criterion.ignore_index == model.trg_pad_idx:   # no logits for padding
-        return criterion(*fast.scored_logits(model, src, trg, model.trg_pad_idx))
+    pad = getattr(model, "trg_pad_idx", None)
+    if fast.enabled() and pad is not None and getattr(criterion, "ignore_index", None) == pad:
+        return criterion(*fast.scored_logits(model, src, trg, pad))   # no logits for padding
     return criterion(*teacher_forced_logits(model, src, trg))
 
