@@ -5,8 +5,8 @@ all B * (T-1) positions, of which the criterion then ignores those whose target 
 The output layer and the softmax over V words are a large part of a small model's step (half
 its multiply-adds in the tiny recipe), and about a tenth of a batch's targets are padding (11%
 in the tutorial's batches of 64, 9% in the tiny recipe's), so those rows are left out before
-the output layer. The same loss and gradients to float rounding: an ignored
-row adds nothing to either. Needs a criterion that ignores exactly the padding id.
+the output layer. The same loss and gradients to float rounding: an ignored row adds nothing
+to either. Needs a criterion that ignores exactly the padding id (nn/loss.py checks).
 Legend: B batch, T target length, V target vocabulary, M non-pad positions.
 """
 
