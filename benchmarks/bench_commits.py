@@ -90,8 +90,8 @@ print(json.dumps({"seconds": seconds, "threadpools": pools, "optimizer": type(op
 def save_batches(path, n, preset=None, ranks=1):
     """The first n training batches of epoch 0 (rank 0's share of each), as every revision will
     see them, and the preset's model, loss and Adam settings (JSON) when one is named."""
-    from tinynmt.data import load_dataset
     if preset is None:
+        from tinynmt.data import load_dataset
         data, sizes, recipe = load_dataset(progress=False), dict(batch_size=64), {}
     else:
         from dataclasses import fields

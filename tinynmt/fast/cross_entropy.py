@@ -57,8 +57,9 @@ def cross_entropy_grad_in_place(probs, rows, target, label_smoothing, row_scale,
     """
     e = label_smoothing
     probs[rows, target] -= probs.dtype.type(1 - e)
+    spread = probs.dtype.type(e / probs.shape[1])                # e / V, on every class
     for block in row_blocks(probs.shape[0], block_rows, on_cpu=isinstance(probs, np.ndarray)):
         if e:
-            probs[block] -= probs.dtype.type(e / probs.shape[1])
+            probs[block] -= spread
         probs[block] *= row_scale[block, None]
     return probs
