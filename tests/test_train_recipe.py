@@ -180,6 +180,48 @@ def test_a_time_budget_that_cuts_a_cooldown_short_says_so(tmp_path, capsys):
     config = Config(out=str(tmp_path), max_minutes=1e-6, max_steps=15, cooldown=5, score_test=False,
                     **{**TINY, "epochs": 3})                    # 5 steps an epoch: stops at step 5
     assert train(config).status == "max_minutes"
-    assert "the --cooldown of the last 5 steps stops 10 steps short" in capsys.readouterr().out
+    # fitted to the budget after epoch 1 (step 5), the cooldown would have ended at step 10
+    assert "the --cooldown of the last 5 steps stops 5 steps short" in capsys.readouterr().out
     train(Config(out=str(tmp_path / "plain"), max_minutes=1e-6, score_test=False, **{**TINY, "epochs": 3}))
     assert "--cooldown" not in capsys.readouterr().out
+
+
+def test_the_cooldown_ends_where_the_budget_will_stop_the_run():
+    from tinynmt.optim import budget_end_step
+    # 10 epochs of 80 s and 65 steps: a 100-minute budget holds 75 epochs, 4,875 steps
+    assert budget_end_step(6000, [80] * 10, 650, 10_000, 1000, 10_000) == 4875
+    assert budget_end_step(6000, [80] * 10, 650, 4000, 1000, 4000) == 4000    # max_steps first
+    assert budget_end_step(6000, [40, 120] * 5, 650, 10_000, 1000, 10_000) == 4875   # the mean
+    # the budget nearly spent: the cooldown begins now, at its full length
+    assert budget_end_step(820, [80] * 10, 650, 10_000, 1000, 10_000) == 1650
+    # once the cooldown has begun, its end stays whatever the epochs take
+    assert budget_end_step(60, [80] * 10, 4000, 10_000, 1000, 4875) == 4875
+    assert budget_end_step(6000, [80] * 10, 3875, 10_000, 1000, 4875) == 4875
+
+
+def test_a_cooldown_fitted_to_the_time_budget_cools_to_0_and_stops_there(tmp_path, monkeypatch, capsys):
+    from tinynmt.training.config import ConfigError
+    from tinynmt.training.run_folder import resume_config
+    from tinynmt.training.runlog import RunLog
+    epoch_record = RunLog.epoch_record
+    monkeypatch.setattr(RunLog, "epoch_record",                  # every epoch takes 6 s
+                        lambda self, *a, **k: {**epoch_record(self, *a, **k), "epoch_time_s": 6.0})
+    # 5 steps an epoch, 30 s: 5 epochs, 25 steps; the cooldown of 10 steps ends there, not at 100
+    config = Config(out=str(tmp_path), max_minutes=0.5, max_steps=100, cooldown=10, lr=1e-3,
+                    score_test=False, **{**TINY, "epochs": 10})
+    result = train(config)
+    assert result.status == "max_minutes" and result.step == 25 and result.epoch == 5
+    assert [(r["step"], r["end_step"]) for r in records(tmp_path, "cooldown")] == [(15, 25)]
+    lrs = [r["lr"] for r in records(tmp_path, "step")]
+    assert lrs == pytest.approx([1e-3] * 15 + [1e-3 * k / 10 for k in range(10, 0, -1)], rel=1e-6)
+    out = capsys.readouterr().out
+    assert "from step 16 the rate falls linearly to 0 at step 25, where --max-minutes 0.5" in out
+    assert "stopping at step 25 after epoch 5" in out and "fitted to --max-minutes 0.5 ends here" in out
+    scored = train(resume_config(tmp_path, score_test=True))    # at its end: the test alone
+    assert (scored.status, scored.step, len(records(tmp_path, "epoch"))) == ("max_minutes", 25, 5)
+    assert [r["step"] for r in records(tmp_path, "test")] == [25]
+    with pytest.raises(ConfigError, match="stopped at step 25, where its cooldown fitted to --max-minutes"):
+        train(resume_config(tmp_path, score_test=True))
+    more = train(resume_config(tmp_path, max_minutes=1.5, epochs=20, score_test=False))   # 15 epochs
+    assert more.status == "max_minutes" and more.step == 75
+    assert [(r["step"], r["end_step"]) for r in records(tmp_path, "cooldown")] == [(15, 25), (65, 75)]

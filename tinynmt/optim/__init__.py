@@ -7,8 +7,8 @@ re-exported here.
 """
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm_
-from .schedules import SCHEDULES, constant_lr, cooldown_factor, inverse_sqrt_lr
+from .schedules import SCHEDULES, budget_end_step, constant_lr, cooldown_factor, inverse_sqrt_lr
 from ..fast.flat_adam import FlatAdam, FlatAdamW, flat_clip_grad_norm_  # after .clip: it imports it
 
-__all__ = ["Adam", "AdamW", "FlatAdam", "FlatAdamW", "SCHEDULES", "clip_grad_norm_", "constant_lr",
-           "cooldown_factor", "flat_clip_grad_norm_", "inverse_sqrt_lr"]
+__all__ = ["Adam", "AdamW", "FlatAdam", "FlatAdamW", "SCHEDULES", "budget_end_step", "clip_grad_norm_",
+           "constant_lr", "cooldown_factor", "flat_clip_grad_norm_", "inverse_sqrt_lr"]

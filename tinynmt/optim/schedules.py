@@ -27,4 +27,17 @@ def cooldown_factor(step, total, cooldown):
     return min(1.0, max(total - step + 1, 1) / cooldown)
 
 
+def budget_end_step(budget_s, epoch_seconds, step, max_steps, cooldown, end):
+    """Where a cooldown of `cooldown` steps should end so that a time budget does not cut it
+    short, at step `step` after epochs that took `epoch_seconds`: after as many epochs as the
+    budget holds at their mean time (the epochs a --max-minutes run gets), at their mean steps an
+    epoch; never past max_steps, nor so soon that the cooldown would have begun already. Once it
+    has begun (step >= end - cooldown) its end stays `end`."""
+    if step >= end - cooldown:
+        return end
+    epochs = len(epoch_seconds)
+    fitting = int(budget_s * epochs / sum(epoch_seconds))     # epochs at the mean time so far
+    return max(min(max_steps, fitting * step // epochs), step + cooldown)
+
+
 SCHEDULES = {"constant": constant_lr, "inverse_sqrt": inverse_sqrt_lr}

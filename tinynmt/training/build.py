@@ -97,12 +97,16 @@ def resume_run(config, comm=SINGLE):
         trainer.adopt_valid_loss_rule(run_dir / "best.npz")
     trainer.join_ranks()
     c = trainer.counters
-    done = c.epoch >= config.epochs or (config.max_steps is not None and c.step >= config.max_steps)
+    done = c.epoch >= config.epochs or (trainer.end_step is not None and c.step >= trainer.end_step)
     last_work = "test" if trainer.data.test is not None else "average" if config.average_last else None
     if done and (last_work is None or recorded(run_dir, c.step, last_work)):   # else: do what is left
         if c.epoch >= config.epochs:
             raise ConfigError(f"the run in {run_dir} already finished {c.epoch} epochs; "
                               f"pass a larger --epochs to go on")
+        if c.step < (config.max_steps or 0):
+            raise ConfigError(f"the run in {run_dir} stopped at step {c.step}, where its cooldown fitted "
+                              f"to --max-minutes {config.max_minutes:g} ended; pass a larger --max-minutes "
+                              f"(or --max-steps) to go on")
         raise ConfigError(f"the run in {run_dir} already did {c.step} steps; pass a larger "
                           f"--max-steps (or --max-steps none) to go on")
     return config, run_dir, trainer

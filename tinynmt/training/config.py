@@ -130,8 +130,9 @@ class Config(ModelConfig):
                                         "to --lr over --warmup steps (fairseq's --warmup-init-lr)",
                                    not_negative)
     cooldown: int = option(0, "with --max-steps: over the last N steps the schedule's rate falls "
-                              "linearly towards 0 (N/N ... 1/N of it; 0: no cooldown; a --max-minutes "
-                              "stop may come before it ends)", not_negative)
+                              "linearly towards 0 (N/N ... 1/N of it; 0: no cooldown); with --max-minutes "
+                              "it ends earlier where the budget is expected to stop the run (estimated "
+                              "at each epoch's end until it begins)", not_negative)
     adam_beta1: float = option(0.9, "Adam's beta1: decay of the gradient's running mean", probability)
     adam_beta2: float = option(0.999, "Adam's beta2: decay of the squared gradient's running mean "
                                       "(0.98 in the Transformer paper and fairseq's recipes)", probability)

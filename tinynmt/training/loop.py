@@ -97,8 +97,14 @@ def run_epochs(trainer, log, run_dir, should_stop):
     def out_of_time(spent):   # one more epoch at the mean epoch time would pass --max-minutes
         return trainer.comm.any(spent * (len(c.history) + 1) / len(c.history) > 60 * config.max_minutes)
 
-    if config.max_steps is not None and c.step >= config.max_steps:
-        return "max_steps"                                    # resumed to average and score only
+    def at_end():     # the run's last step: --max-steps, or the one its cooldown was fitted to
+        return trainer.end_step is not None and c.step >= trainer.end_step
+
+    def end_status():
+        return "max_steps" if c.step >= config.max_steps else "max_minutes"
+
+    if at_end():
+        return end_status()                                   # resumed to average and score only
     while c.epoch < config.epochs:
         if config.patience is not None and c.bad_epochs >= config.patience:
             log.early_stop(c.step, c.epoch, c.bad_epochs, c.best_epoch)
@@ -106,12 +112,14 @@ def run_epochs(trainer, log, run_dir, should_stop):
         if config.max_minutes is not None and c.history:
             spent = sum(record["epoch_time_s"] for record in c.history)   # a resumed run's earlier epochs too
             if out_of_time(spent):
-                log.out_of_time(c.step, c.epoch, spent)
+                log.out_of_time(c.step, c.epoch, spent, trainer.end_step)
                 return "max_minutes"
         plan = trainer.train_batches.plan(c.epoch)
         log.begin_epoch(c.epoch + 1, c.batch, len(plan))
         status = None
         for idx in plan[c.batch:]:
+            if config.cooldown and c.step == trainer.end_step - config.cooldown:
+                log.cooldown_begins(c.step, trainer.end_step)
             log.count(trainer.step(idx))
             if c.step % config.log_every == 0:
                 trainer.sync()                            # reading losses back waits for the device
@@ -119,8 +127,8 @@ def run_epochs(trainer, log, run_dir, should_stop):
             if config.save_every and c.step % config.save_every == 0:
                 trainer.sync()
                 trainer.save(run_dir / "last.npz")
-            if config.max_steps is not None and c.step >= config.max_steps:
-                status = "max_steps"
+            if at_end():
+                status = end_status()
                 break
             if stopping():
                 status = "interrupted"
@@ -132,7 +140,10 @@ def run_epochs(trainer, log, run_dir, should_stop):
             log.interrupted(c.step, c.epoch + 1, c.batch, len(plan))
             return status
         end_epoch(trainer, log, run_dir, complete=c.batch >= len(plan))
-        if status == "max_steps":
+        if status == "max_minutes":                           # the end of the fitted cooldown
+            log.out_of_time(c.step, c.epoch, sum(record["epoch_time_s"] for record in c.history),
+                            trainer.end_step)
+        if status in ("max_steps", "max_minutes"):
             return status
         if stopping():                                        # a signal during validation
             log.interrupted(c.step, c.epoch + 1, c.batch, None)
@@ -160,6 +171,8 @@ def end_epoch(trainer, log, run_dir, complete):
             for old in epoch_checkpoints(run_dir)[:-config.average_last] if trainer.comm.is_root else []:
                 old.unlink()
         trainer.next_epoch()
+    if config.max_minutes is not None and config.cooldown:
+        trainer.fit_cooldown()                # its end, to where the budget will stop the run
     trainer.save(run_dir / "last.npz")
     log.write_epoch(record)
 

@@ -165,12 +165,25 @@ class RunLog:
                  f"(best: epoch {best_epoch})")
         self.write({"kind": "early_stop", "step": step, "epoch": epoch, "best_epoch": best_epoch})
 
-    def out_of_time(self, step, epoch, seconds):
+    def cooldown_begins(self, step, end_step):
         c = self.config
-        cut = (f" (the --cooldown of the last {c.cooldown} steps stops {c.max_steps - step} steps short)"
-               if c.cooldown and step < c.max_steps else "")
-        self.say(f"Time budget: stopping after epoch {epoch} ({seconds / 60:.1f} min of epochs); "
-                 f"one more would pass --max-minutes {c.max_minutes:g}{cut}")
+        fitted = (f", where --max-minutes {c.max_minutes:g} is expected to stop the run "
+                  f"(--max-steps {c.max_steps})" if end_step < c.max_steps else "")
+        self.say(f"Cooldown: from step {step + 1} the rate falls linearly to 0 at step {end_step}{fitted}")
+        self.write({"kind": "cooldown", "step": step, "end_step": end_step})
+
+    def out_of_time(self, step, epoch, seconds, end_step):
+        """The --max-minutes stop: before an epoch that would pass the budget, or at the step the
+        cooldown was fitted to end at (step == end_step < --max-steps)."""
+        c = self.config
+        if step == end_step:
+            why = f"the cooldown fitted to --max-minutes {c.max_minutes:g} ends here (--max-steps {c.max_steps})"
+        else:
+            cut = (f" (the --cooldown of the last {c.cooldown} steps stops {end_step - step} steps short)"
+                   if c.cooldown and step < end_step else "")
+            why = f"one more would pass --max-minutes {c.max_minutes:g}{cut}"
+        self.say(f"Time budget: stopping at step {step} after epoch {epoch} ({seconds / 60:.1f} min of "
+                 f"epochs); {why}")
         self.write({"kind": "max_minutes", "step": step, "epoch": epoch, "seconds": seconds})
 
     def write_average(self, step, names, valid_loss, valid_bleu, chosen):

@@ -40,7 +40,7 @@ from ..decoding.metrics import loss_rule, sacrebleu_score
 from ..nn import CrossEntropyLoss, build_transformer, set_dropout_generator, teacher_forced_loss
 from .. import fast
 from ..fast.flat_adam import FlatAdam, flat_clip_grad_norm_
-from ..optim import SCHEDULES, Adam, clip_grad_norm_, cooldown_factor
+from ..optim import SCHEDULES, Adam, budget_end_step, clip_grad_norm_, cooldown_factor
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError
 from .distributed import (SINGLE, allreduce_flat_gradients, allreduce_gradients, first_different,
@@ -70,6 +70,7 @@ class Counters:
     best_valid_bleu: Optional[float] = None
     best_epoch: Optional[int] = None
     bad_epochs: int = 0             # complete epochs since best.npz (for --patience)
+    end_step: Optional[int] = None  # where the cooldown ends, fitted to --max-minutes; None: --max-steps
     history: List[dict] = field(default_factory=list)   # one record per epoch
 
     @classmethod
@@ -164,13 +165,32 @@ class Trainer:
             trainer.saved_step = trainer.counters.step
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"{ckpt.path}: bad training state ({type(err).__name__}: {err})") from None
+        if any(getattr(ckpt.config, k) != getattr(config, k) for k in ("max_steps", "cooldown", "max_minutes")):
+            trainer.counters.end_step = None        # new limits: the cooldown is fitted to them again
         return trainer
+
+    @property
+    def end_step(self):
+        """The step the run ends at: --max-steps, or the earlier one its cooldown was fitted to
+        so that --max-minutes does not cut it short (fit_cooldown); None: no limit."""
+        return self.counters.end_step or self.config.max_steps
+
+    def fit_cooldown(self):
+        """--max-minutes with a --cooldown: end the cooldown where the budget is expected to stop
+        the run (optim/schedules.py:budget_end_step), so that a slower machine still cools the
+        rate to 0. At each epoch's end until the cooldown begins; every rank takes the earliest
+        estimate, so all keep the same rates."""
+        config, c = self.config, self.counters
+        seconds = [record["epoch_time_s"] for record in c.history]
+        end = budget_end_step(60 * config.max_minutes, seconds, c.step, config.max_steps, config.cooldown,
+                              self.end_step)
+        c.end_step = min(self.comm.allgather(end))
 
     def learning_rate(self, step):
         """The rate of optimizer step `step` (1, 2, ...): the schedule's, times the cooldown's."""
         config = self.config
         rate = self.schedule(step, config.lr, config.warmup, config.warmup_init_lr)
-        return rate * cooldown_factor(step, config.max_steps, config.cooldown)
+        return rate * cooldown_factor(step, self.end_step, config.cooldown)
 
     def step(self, idx):
         """One optimizer step on the global batch of sentences `idx` (this rank takes its share);
