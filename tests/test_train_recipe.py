@@ -197,6 +197,7 @@ def test_the_cooldown_ends_where_the_budget_will_stop_the_run():
     # once the cooldown has begun, its end stays whatever the epochs take
     assert budget_end_step(60, [80] * 10, 4000, 10_000, 1000, 4875) == 4875
     assert budget_end_step(6000, [80] * 10, 3875, 10_000, 1000, 4875) == 4875
+    assert budget_end_step(6000, [0.0], 5, 100, 10, 100) == 100           # epochs timed at 0 s
 
 
 def test_a_cooldown_fitted_to_the_time_budget_cools_to_0_and_stops_there(tmp_path, monkeypatch, capsys):

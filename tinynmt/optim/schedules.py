@@ -36,7 +36,7 @@ def budget_end_step(budget_s, epoch_seconds, step, max_steps, cooldown, end):
     if step >= end - cooldown:
         return end
     epochs = len(epoch_seconds)
-    fitting = int(budget_s * epochs / sum(epoch_seconds))     # epochs at the mean time so far
+    fitting = int(budget_s * epochs / max(sum(epoch_seconds), 1e-9))   # epochs at the mean time so far
     return max(min(max_steps, fitting * step // epochs), step + cooldown)
 
 
