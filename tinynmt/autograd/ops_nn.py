@@ -161,7 +161,7 @@ class CrossEntropy(Function):
             exps = xp.exp(logits - row_max[:, None])                 # (N, V)
             total = exps.sum(axis=1)                                 # (N,)
             probs = exps / total[:, None]                            # (N, V)
-            row_mean = logits.mean(axis=1)                           # (N,), for label smoothing
+            row_mean = logits.mean(axis=1) if label_smoothing else None   # (N,), label smoothing's term
         target_logit = logits[rows, safe_target] - row_max          # shifted as in the softmax, (N,)
         log_total = xp.log(total)
         nll = log_total - target_logit                               # -log p(target), (N,)

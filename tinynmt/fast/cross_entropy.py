@@ -2,7 +2,7 @@
 
 Plain (autograd/ops_nn.py CrossEntropy, beside the call):
     row_max = logits.max(axis=1); exps = xp.exp(logits - row_max[:, None])
-    total = exps.sum(axis=1); probs = exps / total[:, None]; row_mean = logits.mean(axis=1)
+    total = exps.sum(axis=1); probs = exps / total[:, None]; with label smoothing row_mean = logits.mean(axis=1)
 and in backward `d = probs - e / V; d[rows, target] -= 1 - e; d * weight[:, None]`, new arrays.
 Legend: N rows, V classes, R rows of one block.
 """
