@@ -94,8 +94,11 @@ def run_epochs(trainer, log, run_dir, should_stop):
     def stopping():   # a signal to any rank stops every rank after the same step
         return trainer.comm.any(should_stop is not None and should_stop(c.step))
 
-    def out_of_time(spent):   # one more epoch at the mean epoch time would pass --max-minutes
-        return trainer.comm.any(spent * (len(c.history) + 1) / len(c.history) > 60 * config.max_minutes)
+    def spent():              # seconds of the run's epochs, a resumed run's earlier ones too
+        return sum(record["epoch_time_s"] for record in c.history)
+
+    def out_of_time(seconds):   # one more epoch at the mean epoch time would pass --max-minutes
+        return trainer.comm.any(seconds * (len(c.history) + 1) / len(c.history) > 60 * config.max_minutes)
 
     def at_end():     # the run's last step: --max-steps, or the one its cooldown was fitted to
         return trainer.end_step is not None and c.step >= trainer.end_step
@@ -110,9 +113,9 @@ def run_epochs(trainer, log, run_dir, should_stop):
             log.early_stop(c.step, c.epoch, c.bad_epochs, c.best_epoch)
             return "early_stopped"
         if config.max_minutes is not None and c.history:
-            spent = sum(record["epoch_time_s"] for record in c.history)   # a resumed run's earlier epochs too
-            if out_of_time(spent):
-                log.out_of_time(c.step, c.epoch, spent, trainer.end_step)
+            seconds = spent()
+            if out_of_time(seconds):
+                log.out_of_time(c.step, c.epoch, seconds, trainer.end_step)
                 return "max_minutes"
         plan = trainer.train_batches.plan(c.epoch)
         log.begin_epoch(c.epoch + 1, c.batch, len(plan))
@@ -141,8 +144,7 @@ def run_epochs(trainer, log, run_dir, should_stop):
             return status
         end_epoch(trainer, log, run_dir, complete=c.batch >= len(plan))
         if status == "max_minutes":                           # the end of the fitted cooldown
-            log.out_of_time(c.step, c.epoch, sum(record["epoch_time_s"] for record in c.history),
-                            trainer.end_step)
+            log.out_of_time(c.step, c.epoch, spent(), trainer.end_step)
         if status in ("max_steps", "max_minutes"):
             return status
         if stopping():                                        # a signal during validation
