@@ -95,7 +95,7 @@ def run_epochs(trainer, log, run_dir, should_stop):
         return trainer.comm.any(should_stop is not None and should_stop(c.step))
 
     def spent():              # seconds of the run's epochs, a resumed run's earlier ones too
-        return sum(record["epoch_time_s"] for record in c.history)
+        return sum(c.epoch_seconds())
 
     def out_of_time(seconds):   # one more epoch at the mean epoch time would pass --max-minutes
         return trainer.comm.any(seconds * (len(c.history) + 1) / len(c.history) > 60 * config.max_minutes)

@@ -78,6 +78,10 @@ class Counters:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
+    def epoch_seconds(self):
+        """The seconds each finished epoch took, a resumed run's earlier ones too."""
+        return [record["epoch_time_s"] for record in self.history]
+
 
 def make_optimizer(params, config):
     """The run's optimizer, built here and nowhere else: Adam (optim/adam.py) with the config's
@@ -181,8 +185,7 @@ class Trainer:
         rate to 0. At each epoch's end until the cooldown begins; every rank takes the earliest
         estimate, so all keep the same rates."""
         config, c = self.config, self.counters
-        seconds = [record["epoch_time_s"] for record in c.history]
-        end = budget_end_step(60 * config.max_minutes, seconds, c.step, config.max_steps, config.cooldown,
+        end = budget_end_step(60 * config.max_minutes, c.epoch_seconds(), c.step, config.max_steps, config.cooldown,
                               self.end_step)
         c.end_step = min(self.comm.allgather(end))
 
