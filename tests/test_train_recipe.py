@@ -226,3 +226,17 @@ def test_a_cooldown_fitted_to_the_time_budget_cools_to_0_and_stops_there(tmp_pat
     more = train(resume_config(tmp_path, max_minutes=1.5, epochs=20, score_test=False))   # 15 epochs
     assert more.status == "max_minutes" and more.step == 75
     assert [(r["step"], r["end_step"]) for r in records(tmp_path, "cooldown")] == [(15, 25), (65, 75)]
+
+
+
+def test_a_fitted_cooldown_that_ends_inside_an_epoch_says_so(tmp_path, monkeypatch, capsys):
+    import tinynmt.training.trainer as trainer_module
+    monkeypatch.setattr(trainer_module, "budget_end_step", lambda *args: 23)   # 5 steps an epoch
+    config = Config(out=str(tmp_path), max_minutes=60.0, max_steps=100, cooldown=10, score_test=False,
+                    **{**TINY, "epochs": 10})
+    result = train(config)
+    assert (result.status, result.step) == ("max_minutes", 23)
+    assert [(e["epoch"], e["partial"]) for e in records(tmp_path, "epoch")][-2:] == [(4, False), (5, True)]
+    stop = records(tmp_path, "max_minutes")[0]
+    assert (stop["step"], stop["epoch"], stop["partial"]) == (23, 5, True)
+    assert "stopping at step 23 after part of epoch 5" in capsys.readouterr().out

@@ -106,6 +106,9 @@ def run_epochs(trainer, log, run_dir, should_stop):
     def end_status():
         return "max_steps" if c.step >= config.max_steps else "max_minutes"
 
+    def last_epoch():   # the last epoch that ran (1-based) and whether it was cut short
+        return (c.epoch + 1, True) if c.batch else (c.epoch, False)
+
     if at_end():
         return end_status()                                   # resumed to average and score only
     while c.epoch < config.epochs:
@@ -115,7 +118,7 @@ def run_epochs(trainer, log, run_dir, should_stop):
         if config.max_minutes is not None and c.history:
             seconds = spent()
             if out_of_time(seconds):
-                log.out_of_time(c.step, c.epoch, seconds, trainer.end_step)
+                log.out_of_time(c.step, *last_epoch(), seconds, trainer.end_step)
                 return "max_minutes"
         plan = trainer.train_batches.plan(c.epoch)
         log.begin_epoch(c.epoch + 1, c.batch, len(plan))
@@ -144,7 +147,7 @@ def run_epochs(trainer, log, run_dir, should_stop):
             return status
         end_epoch(trainer, log, run_dir, complete=c.batch >= len(plan))
         if status == "max_minutes":                           # the end of the fitted cooldown
-            log.out_of_time(c.step, c.epoch, spent(), trainer.end_step)
+            log.out_of_time(c.step, *last_epoch(), spent(), trainer.end_step)
         if status in ("max_steps", "max_minutes"):
             return status
         if stopping():                                        # a signal during validation

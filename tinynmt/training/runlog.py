@@ -2,8 +2,10 @@
 
 The epoch lines are the tutorial's (`Epoch: 01 | Time: 2m 10s`, `Train Loss`, `Val. Loss`),
 with target tokens per second added. metrics.jsonl holds one JSON object per line: kind
-"start"/"resume", "step" (every log_every steps), "epoch", "interrupted" and "test" (greedy
-sacreBLEU and the tokenized BLEU papers report, decoding/metrics.py).
+"start"/"resume", "step" (every log_every steps), "epoch", "cooldown" (where it begins and
+ends), the stops "early_stop", "max_minutes" and "interrupted", "average" (the last epochs'
+checkpoints averaged) and "test" (greedy sacreBLEU and the tokenized BLEU papers report,
+decoding/metrics.py).
 It is given plain numbers (the training loop reads the losses back from the device first)
 and never touches the trainer (nor imports it). Under mpiexec only rank 0's log is active.
 """
@@ -172,9 +174,10 @@ class RunLog:
         self.say(f"Cooldown: from step {step + 1} the rate falls linearly to 0 at step {end_step}{fitted}")
         self.write({"kind": "cooldown", "step": step, "end_step": end_step})
 
-    def out_of_time(self, step, epoch, seconds, end_step):
+    def out_of_time(self, step, epoch, partial, seconds, end_step):
         """The --max-minutes stop: before an epoch that would pass the budget, or at the step the
-        cooldown was fitted to end at (step == end_step < --max-steps)."""
+        cooldown was fitted to end at (step == end_step < --max-steps), maybe inside epoch
+        `epoch` (partial)."""
         c = self.config
         if step == end_step:
             why = f"the cooldown fitted to --max-minutes {c.max_minutes:g} ends here (--max-steps {c.max_steps})"
@@ -182,9 +185,11 @@ class RunLog:
             cut = (f" (the --cooldown of the last {c.cooldown} steps stops {end_step - step} steps short)"
                    if c.cooldown and step < end_step else "")
             why = f"one more would pass --max-minutes {c.max_minutes:g}{cut}"
-        self.say(f"Time budget: stopping at step {step} after epoch {epoch} ({seconds / 60:.1f} min of "
-                 f"epochs); {why}")
-        self.write({"kind": "max_minutes", "step": step, "epoch": epoch, "seconds": seconds})
+        part = "part of " if partial else ""
+        self.say(f"Time budget: stopping at step {step} after {part}epoch {epoch} ({seconds / 60:.1f} min "
+                 f"of epochs); {why}")
+        self.write({"kind": "max_minutes", "step": step, "epoch": epoch, "partial": partial,
+                    "seconds": seconds})
 
     def write_average(self, step, names, valid_loss, valid_bleu, chosen):
         bleu = "" if valid_bleu is None else f" |  Val. BLEU: {valid_bleu:.2f}"
