@@ -228,7 +228,6 @@ def test_a_cooldown_fitted_to_the_time_budget_cools_to_0_and_stops_there(tmp_pat
     assert [(r["step"], r["end_step"]) for r in records(tmp_path, "cooldown")] == [(15, 25), (65, 75)]
 
 
-
 def test_a_fitted_cooldown_that_ends_inside_an_epoch_says_so(tmp_path, monkeypatch, capsys):
     import tinynmt.training.trainer as trainer_module
     monkeypatch.setattr(trainer_module, "budget_end_step", lambda *args: 23)   # 5 steps an epoch

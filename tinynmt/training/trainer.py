@@ -79,7 +79,7 @@ class Counters:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def epoch_seconds(self):
-        """The seconds each finished epoch took, a resumed run's earlier ones too."""
+        """The seconds each recorded epoch took (a cut-short last one too, a resumed run's earlier ones)."""
         return [record["epoch_time_s"] for record in self.history]
 
 
@@ -185,8 +185,8 @@ class Trainer:
         rate to 0. At each epoch's end until the cooldown begins; every rank takes the earliest
         estimate, so all keep the same rates."""
         config, c = self.config, self.counters
-        end = budget_end_step(60 * config.max_minutes, c.epoch_seconds(), c.step, config.max_steps, config.cooldown,
-                              self.end_step)
+        end = budget_end_step(60 * config.max_minutes, c.epoch_seconds(), c.step, config.max_steps,
+                              config.cooldown, self.end_step)
         c.end_step = min(self.comm.allgather(end))
 
     def learning_rate(self, step):
